@@ -1,0 +1,166 @@
+"""``llmsim.run(scenario)``: one call from a scenario to per-request records, iterations and a summary.
+
+The command line is a thin layer over this module.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from llmsim import __version__
+from llmsim.costmodel.batch import BatchFeatures
+from llmsim.costmodel.memory import MemoryPlan, plan_memory
+from llmsim.costmodel.roofline import CostModel, time_by_operator
+from llmsim.engine.disaggregated import DisaggregatedSimulation
+from llmsim.engine.routers import ROUTERS
+from llmsim.engine.schedulers import SCHEDULERS, ContinuousScheduler
+from llmsim.engine.simulation import ReplicaSetup, RequestsIn, Simulation
+from llmsim.errors import InputError
+from llmsim.metrics import iterations_frame, requests_frame, summarize
+from llmsim.scenario import Scenario, dump_resolved, load_scenario
+from llmsim.workload import Trace
+
+OUTPUT_FILES = ("requests.csv", "iterations.csv", "summary.json", "scenario.yaml", "run_info.json")
+
+
+@dataclass
+class RunResult:
+    """What a run produced: per-request and per-iteration records (DataFrames) and the summary (dict)."""
+
+    scenario: Scenario
+    requests: pd.DataFrame
+    iterations: pd.DataFrame
+    summary: dict[str, Any]
+    run_info: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the run's files into ``out_dir``; an existing non-empty folder needs ``overwrite=True``."""
+        out = prepare_output_dir(out_dir, overwrite=overwrite)
+        self.requests.to_csv(out / "requests.csv", index=False)
+        self.iterations.to_csv(out / "iterations.csv", index=False)
+        (out / "summary.json").write_text(json.dumps(self.summary, indent=2, sort_keys=False) + "\n")
+        (out / "scenario.yaml").write_text(dump_resolved(self.scenario))
+        (out / "run_info.json").write_text(json.dumps(self.run_info, indent=2) + "\n")
+        return out
+
+
+def prepare_output_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
+    """Create ``out_dir``; refuse a folder that already holds files unless ``overwrite`` (nothing is deleted)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError("output path exists and is not a folder", source=out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError("output folder is not empty (it may hold earlier results); pass --overwrite to replace "
+                         "the files llmsim writes there, or choose another --out", source=out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run(scenario: Scenario | str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *,
+        progress: Callable[[int], None] | None = None) -> RunResult:
+    """Simulate a scenario (a :class:`Scenario`, a YAML path, a built-in name or a mapping)."""
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, overrides)
+    trace = sc.workload.generate(sc.rngs(1)[0])
+    wall0 = time.perf_counter()
+    sim, pools = build_simulation(sc, trace, progress=progress)
+    raw = sim.run()
+    sim_wall = time.perf_counter() - wall0
+    requests, iterations = requests_frame(raw), iterations_frame(raw)
+    summary = summarize(raw, requests, iterations, sc.slo)
+    summary["memory"] = {role: plan.summary() for role, (_, plan, _) in pools.items()}
+    summary["time_by_operator_s"] = operator_time(iterations, pools)
+    summary["reproduce"] = {"llmsim_version": __version__, "seed": sc.seed, "calibration": sc.calibration.name,
+                            "engine_profile": sc.engine.name}
+    info = {"llmsim_version": __version__, "scenario_source": sc.source, "seed": sc.seed,
+            "calibration": sc.calibration_source, "engine_profile": sc.engine.name,
+            "wall_time_s": time.perf_counter() - wall0, "simulation_wall_time_s": sim_wall,
+            "python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
+    return RunResult(sc, requests, iterations, summary, info)
+
+
+def requests_from_trace(trace: Trace) -> RequestsIn:
+    """The simulation's view of a workload trace."""
+    return RequestsIn(trace.arrival_s, trace.prompt_tokens, trace.output_tokens,
+                      trace.prefix_block_hashes, trace.prefix_block_tokens)
+
+
+def cost_model(sc: Scenario, gpu=None, parallelism=None) -> CostModel:
+    """The scenario's cost model (optionally for another GPU / parallelism, as disaggregated pools use)."""
+    return CostModel(sc.model, gpu or sc.gpu, parallelism or sc.parallelism, sc.precision, sc.calibration, sc.engine)
+
+
+def _memory(sc: Scenario, cost: CostModel, max_batched_tokens: int, max_num_seqs: int) -> MemoryPlan:
+    s = sc.scheduler
+    budget = s["chunk_size"] if s["policy"] == "chunked" else max_batched_tokens
+    return plan_memory(sc.model, cost.gpu, cost.parallelism, sc.precision,
+                       gpu_memory_utilization=s["gpu_memory_utilization"], block_size=s["block_size"],
+                       max_batched_tokens=budget, max_num_seqs=max_num_seqs)
+
+
+def _scheduler(sc: Scenario):
+    s = sc.scheduler
+    cls = SCHEDULERS[s["policy"]]
+    if cls is ContinuousScheduler:
+        return cls(max_num_seqs=s["max_num_seqs"], max_batched_tokens=s["max_batched_tokens"])
+    if s["policy"] == "chunked":
+        return cls(max_num_seqs=s["max_num_seqs"], chunk_size=s["chunk_size"])
+    return cls(max_num_seqs=s["max_num_seqs"])
+
+
+def build_simulation(sc: Scenario, trace: Trace, *, progress=None):
+    """Build the simulation of ``sc`` over ``trace``; returns (simulation, {role: (cost, memory, replicas)})."""
+    requests = requests_from_trace(trace)
+    s, ctx = sc.scheduler, sc.model.max_context_tokens
+    ff = sc.resolved["engine"]["fast_forward"]
+    if sc.disaggregated is None:
+        cost = cost_model(sc)
+        mem = _memory(sc, cost, s["max_batched_tokens"], s["max_num_seqs"])
+        setups = [ReplicaSetup(cost, _scheduler(sc), mem.kv_blocks, s["block_size"], ctx)
+                  for _ in range(sc.resolved["replicas"])]
+        router = ROUTERS[sc.resolved["router"]]()
+        sim = Simulation(requests, setups, router, fast_forward=ff, prefix_caching=s["prefix_caching"],
+                         progress=progress)
+        return sim, {"replica": (cost, mem, list(range(len(setups))))}
+    d = sc.disaggregated
+    pools, setups = {}, {}
+    start = 0
+    for role in ("prefill", "decode"):
+        pool = d[role]
+        cost = cost_model(sc, pool.gpu, pool.parallelism)
+        mem = _memory(sc, cost, pool.max_batched_tokens, pool.max_num_seqs)
+        sched = ContinuousScheduler(max_num_seqs=pool.max_num_seqs, max_batched_tokens=pool.max_batched_tokens)
+        setups[role] = [ReplicaSetup(cost, sched, mem.kv_blocks, s["block_size"], ctx, role=role)
+                        for _ in range(pool.instances)]
+        pools[role] = (cost, mem, list(range(start, start + pool.instances)))
+        start += pool.instances
+    link = d["link"]
+    sim = DisaggregatedSimulation(requests, setups["prefill"], setups["decode"],
+                                  link_bandwidth_bytes_per_s=link.bandwidth_bytes_per_s,
+                                  link_latency_s=link.latency_s,
+                                  kv_bytes_per_token=sc.model.kv_bytes_per_token(sc.precision.kv),
+                                  stream_layers=d["stream_layers"], fast_forward=ff, progress=progress)
+    return sim, pools
+
+
+def operator_time(iterations: pd.DataFrame, pools: dict) -> dict[str, float]:
+    """Seconds spent in each operator over the whole run, re-priced from the iteration log (vectorised)."""
+    total: dict[str, float] = {}
+    for cost, _, replicas in pools.values():
+        it = iterations[iterations["replica"].isin(replicas)]
+        if it.empty:
+            continue
+        features = BatchFeatures.from_arrays(
+            prefill_tokens=it["prefill_tokens"], prefill_chunks=it["prefill_chunks"],
+            prefill_attn_pairs=it["prefill_attn_pairs"], prefill_kv_tokens=it["prefill_kv_tokens"],
+            decode_seqs=it["decode_seqs"], decode_ctx_tokens=it["decode_ctx_sum"], sampled=it["sampled"])
+        for name, seconds in time_by_operator(cost.price(features)).items():
+            total[name] = total.get(name, 0.0) + seconds
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))

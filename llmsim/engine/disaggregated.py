@@ -1,0 +1,148 @@
+"""Disaggregated prefill/decode serving (Splitwise, DistServe): two pools of instances and the KV link.
+
+A request is routed to a prefill instance (least outstanding), prefilled there in prefill-only iterations
+(its first token comes out there), then handed to a decode instance (round-robin, so the choice does not
+depend on the order of simultaneous events). The decode instance reserves KV blocks for it (requests wait
+FIFO when it has no blocks or no sequence slot), the KV cache crosses the prefill instance's link (one
+transfer at a time per link: a queue forms when it is busy), and the request joins the decode batch. The
+prefill instance frees the request's KV when the transfer completes.
+
+Transfer time = latency + bytes / bandwidth, bytes = cached tokens x KV bytes per token of the model. With
+``stream_layers`` the layers are sent while the prefill computes, so only max(one layer's share, total -
+prefill time) remains after the prefill ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Sequence
+
+import numpy as np
+import simpy
+
+from llmsim.engine.kv_cache import blocks_for
+from llmsim.engine.replica import Replica
+from llmsim.engine.requests import REJECTED, RUNNING
+from llmsim.engine.routers.least_outstanding import least_outstanding
+from llmsim.engine.simulation import RawResult, ReplicaSetup, RequestsIn, Simulation, UrgentTimeout
+
+
+class DisaggregatedSimulation(Simulation):
+    """Prefill pool -> KV link -> decode pool (see module docstring). Replica indices: prefill first."""
+
+    def __init__(self, requests: RequestsIn, prefill: Sequence[ReplicaSetup], decode: Sequence[ReplicaSetup], *,
+                 link_bandwidth_bytes_per_s: float, link_latency_s: float, kv_bytes_per_token: float,
+                 stream_layers: bool = False, fast_forward: bool = True,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self._n_prefill = len(prefill)
+        self._src: dict[int, int] = {}  # request -> prefill instance it left
+        self._setups = list(prefill) + list(decode)
+        super().__init__(requests, self._setups, self._route, fast_forward=fast_forward, progress=progress)
+        self.links = [simpy.Resource(self.env, capacity=1) for _ in prefill]
+        self.bandwidth, self.latency = link_bandwidth_bytes_per_s, link_latency_s
+        self.kv_bytes_per_token = kv_bytes_per_token
+        self.stream_layers = stream_layers
+        self.pending: list[deque[int]] = [deque() for _ in decode]
+        self.reserved = [0 for _ in decode]  # requests holding decode blocks but still in transfer
+        self._next_decode = 0
+        n = len(self.table)
+        self.transfer_wait_s = np.full(n, np.nan)
+        self.transfer_s = np.full(n, np.nan)
+        self._handed_at = np.full(n, np.nan)
+
+    def _build(self, i: int, setup: ReplicaSetup, fast_forward: bool, **hooks) -> Replica:
+        if setup.role == "prefill":
+            hooks["on_prefilled"] = self._on_prefilled
+        else:
+            hooks["on_finish"] = self._on_decode_finish
+        rep = super()._build(i, setup, fast_forward, **hooks)
+        rep.role = setup.role
+        return rep
+
+    @property
+    def prefill_replicas(self) -> list[Replica]:
+        """The prefill pool."""
+        return self.replicas[: self._n_prefill]
+
+    @property
+    def decode_replicas(self) -> list[Replica]:
+        """The decode pool."""
+        return self.replicas[self._n_prefill:]
+
+    def _route(self, replicas: Sequence[Replica], r: int) -> int:
+        return least_outstanding(replicas[: self._n_prefill], r)
+
+    def dispatch(self, r: int) -> None:
+        """Reject what neither pool could ever hold; otherwise queue on a prefill instance."""
+        need = int(blocks_for(int(self.table.prompt[r] + self.table.output[r]), self.decode_replicas[0].state.kv.block_size))
+        smallest = min(rep.state.kv.total for rep in self.decode_replicas)
+        if need > smallest:
+            self.table.status[r] = REJECTED
+            self.table.reject_reason[r] = (f"prompt + output needs {need} KV blocks; a decode instance has {smallest}")
+            return
+        super().dispatch(r)
+
+    # -- hand-off and transfer -------------------------------------------------------------------------
+    def _on_prefilled(self, index: int, r: int) -> bool:
+        d = self._next_decode % len(self.pending)
+        self._next_decode += 1
+        self._handed_at[r] = self.env.now
+        self.table.replica[r] = self._n_prefill + d
+        self.pending[d].append(r)
+        self._src[r] = index
+        self._admit_pending(d)
+        return True
+
+    def _admit_pending(self, d: int) -> None:
+        """Reserve decode blocks for waiting hand-offs, FIFO, and start their transfers."""
+        rep = self.decode_replicas[d]
+        queue = self.pending[d]
+        while queue:
+            r = queue[0]
+            need = int(blocks_for(int(self.table.kv_len[r]), rep.state.kv.block_size))
+            slots = len(rep.state.running) + self.reserved[d]
+            if need > rep.state.kv.free or slots >= rep.scheduler.max_num_seqs:
+                return
+            queue.popleft()
+            rep.state.kv.allocate(need)
+            self.reserved[d] += 1
+            self.env.process(self._transfer(self._src.pop(r), d, r, need))
+
+    def _transfer(self, src: int, d: int, r: int, blocks: int):
+        ready = self.env.now
+        with self.links[src].request() as grant:
+            yield grant
+            self.transfer_wait_s[r] = self.env.now - self._handed_at[r]
+            duration = self._transfer_duration(src, r)
+            yield UrgentTimeout(self.env, duration)
+        self.transfer_s[r] = self.env.now - ready
+        self.prefill_replicas[src].state.release(r)
+        self.prefill_replicas[src].notify()
+        self._join_decode(d, r, blocks)
+
+    def _transfer_duration(self, src: int, r: int) -> float:
+        nbytes = float(self.table.kv_len[r]) * self.kv_bytes_per_token
+        wire = nbytes / self.bandwidth
+        if self.stream_layers:
+            layers = self.prefill_replicas[src].cost.model.num_layers
+            prefill_s = self._handed_at[r] - self.table.first_scheduled_s[r]
+            wire = max(wire / layers, wire - prefill_s)
+        return self.latency + wire
+
+    def _join_decode(self, d: int, r: int, blocks: int) -> None:
+        rep, t = self.decode_replicas[d], self.table
+        self.reserved[d] -= 1
+        t.blocks[r] = blocks
+        t.status[r] = RUNNING
+        rep.state.running.append(r)
+        rep.outstanding += 1
+        rep.notify()
+
+    def _on_decode_finish(self, index: int, r: int) -> None:
+        self._admit_pending(index - self._n_prefill)
+
+    def run(self) -> RawResult:
+        """Run, then attach the transfer statistics to the raw result."""
+        raw = super().run()
+        raw.transfers = {"transfer_wait_s": self.transfer_wait_s, "transfer_s": self.transfer_s}
+        return raw

@@ -1,0 +1,212 @@
+"""A replica: one model instance (tp x pp GPUs) running iterations as a SimPy process.
+
+Order of events at equal times: arrivals (and KV-transfer completions) are scheduled URGENT, iteration
+boundaries NORMAL, so a request that arrives exactly at a boundary is seen by that boundary's scheduling;
+one that arrives during an iteration waits for the next boundary. An idle replica sleeps until woken.
+
+Fast-forward: when the scheduler returns a *stable* decode-only plan, the replica prices the next k decode
+iterations in one vectorised call (k = until the first request finishes or the KV cache would run out of
+blocks) and sleeps once. If a request is submitted mid-span, the span is cut at the first boundary at or
+after that time, exactly where step-by-step simulation would have seen it. Both modes compute the replica
+clock with the same sequence of floating-point additions, so their records are identical.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from llmsim.costmodel.batch import BatchFeatures
+from llmsim.costmodel.roofline import CostModel
+from llmsim.engine.kv_cache import blocks_for
+from llmsim.engine.records import GapRecorder, IterationLog
+from llmsim.engine.requests import FINISHED, REJECTED, WAITING
+from llmsim.engine.schedulers.base import BatchScheduler
+from llmsim.engine.state import IterationPlan, ReplicaState
+
+MAX_SPAN_ITERATIONS = 4096  # longest fast-forward span priced in one call (bounds memory, not results)
+
+
+class Replica:
+    """One model instance: a scheduler, a KV pool and the cost model, driven by a SimPy process."""
+
+    def __init__(self, env: simpy.Environment, index: int, cost: CostModel, scheduler: BatchScheduler,
+                 state: ReplicaState, iterations: IterationLog, gaps: GapRecorder, *, max_context_tokens: int,
+                 fast_forward: bool = True, on_finish: Callable[[int, int], None] | None = None,
+                 on_prefilled: Callable[[int, int], bool] | None = None) -> None:
+        self.env, self.index, self.cost, self.scheduler, self.state = env, index, cost, scheduler, state
+        self.iterations, self.gaps = iterations, gaps
+        self.max_context_tokens = max_context_tokens
+        self.fast_forward = fast_forward
+        self.on_finish = on_finish
+        self.on_prefilled = on_prefilled  # returns True when the request leaves this replica (disaggregation)
+        self.clock = 0.0
+        self.outstanding = 0
+        self._wake: simpy.Event | None = None
+        self._span: tuple[np.ndarray, np.ndarray] | None = None  # (ends, kv blocks used) of a running span
+        self.process = env.process(self._run())
+
+    # -- what the router and the cluster see -------------------------------------------------------------
+    def rejection_reason(self, r: int) -> str | None:
+        """Why request ``r`` can never be served here (None if it can)."""
+        t = self.state.table
+        prompt, output = int(t.prompt[r]), int(t.output[r])
+        if prompt + output > self.max_context_tokens:
+            return f"prompt + output = {prompt + output} tokens exceeds the context window of {self.max_context_tokens}"
+        blocks = int(blocks_for(prompt + output, self.state.kv.block_size))
+        if blocks > self.state.kv.total:
+            return (f"prompt + output = {prompt + output} tokens needs {blocks} KV blocks; the replica has "
+                    f"{self.state.kv.total}")
+        return self.scheduler.rejection_reason(prompt, output)
+
+    def submit(self, r: int) -> None:
+        """Queue request ``r`` (already checked with :meth:`rejection_reason`) and wake the replica."""
+        self.state.table.status[r] = WAITING
+        self.state.table.replica[r] = self.index
+        self.state.waiting.append(r)
+        self.outstanding += 1
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake the replica if it sleeps (idle, or inside a fast-forward span)."""
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def kv_blocks_used(self) -> int:
+        """Blocks in use as step-by-step simulation would show them now (inside a span too)."""
+        if self._span is None:
+            return self.state.kv.used
+        ends, used = self._span
+        i = min(int(np.searchsorted(ends, self.env.now, side="left")), len(ends) - 1)
+        return int(used[i])
+
+    # -- the process -----------------------------------------------------------------------------------
+    def _run(self):
+        state = self.state
+        while True:
+            plan = (self.scheduler.plan_iteration(state, self.clock) if (state.waiting or state.running)
+                    else IterationPlan())
+            while state.dropped:
+                state.dropped.pop()
+                self.outstanding -= 1
+            if plan.is_empty:
+                self._wake = self.env.event()
+                yield self._wake
+                self._wake = None
+                self.clock = max(self.clock, self.env.now)
+                continue
+            if plan.stable and self.fast_forward and plan.decodes.size and not plan.chunks:
+                yield from self._decode_span(plan.decodes)
+            else:
+                yield from self._one_iteration(plan)
+
+    def _sleep_until(self, t: float):
+        yield self.env.timeout(max(0.0, t - self.env.now))
+
+    def _one_iteration(self, plan: IterationPlan):
+        t = self.state.table
+        ids = np.array([r for r, _ in plan.chunks], dtype=np.int64)
+        new = np.array([c for _, c in plan.chunks], dtype=np.float64)
+        prior = t.prefilled[ids].astype(np.float64)
+        completes = (t.prefilled[ids] + new.astype(np.int64)) >= t.prefill_target[ids]
+        ctx = t.kv_len[plan.decodes].astype(np.float64)
+        columns = dict(prefill_tokens=new.sum(), prefill_chunks=len(ids),
+                       prefill_attn_pairs=(new * (prior + (new + 1) / 2)).sum(), prefill_kv_tokens=(prior + new).sum(),
+                       decode_seqs=len(ctx), sampled=int(completes.sum()) + len(ctx))
+        features = BatchFeatures.from_arrays(decode_ctx_tokens=ctx.sum(), **columns)
+        start = self.clock
+        end = start + float(self.cost.time_s(features)[0])
+        self.iterations.append(replica=self.index, start_s=start, end_s=end, decode_ctx_sum=ctx.sum(),
+                               kv_blocks_used=self.state.kv.used, **columns)
+        yield from self._sleep_until(end)
+        self.clock = end
+        self._apply_chunks(plan.chunks, end)
+        self._apply_decodes(plan.decodes, 1, np.array([end]))
+
+    def _apply_chunks(self, chunks: list[tuple[int, int]], end: float) -> None:
+        t = self.state.table
+        for r, c in chunks:
+            t.prefilled[r] += c
+            t.kv_len[r] += c
+            if t.prefilled[r] < t.prefill_target[r]:
+                continue
+            if np.isnan(t.first_token_s[r]):
+                t.first_token_s[r] = end
+            else:  # the first token after a recompute continues the stream: an inter-token gap
+                self.gaps.add(end - t.last_token_s[r])
+            t.generated[r] += 1
+            t.last_token_s[r] = end
+            self.state.cache_prompt(r)
+            if t.generated[r] >= t.output[r]:
+                self._finish(r, end)
+            elif self.on_prefilled is not None and self.on_prefilled(self.index, r):
+                self._hand_off(r)
+
+    def _apply_decodes(self, ids: np.ndarray, k: int, ends: np.ndarray) -> None:
+        """Advance decoding requests ``ids`` by ``k`` iterations ending at ``ends`` (length k)."""
+        if ids.size == 0:
+            return
+        t = self.state.table
+        self.gaps.add(ends[0] - t.last_token_s[ids])
+        if k > 1:
+            self.gaps.add(np.diff(ends), ids.size)
+        t.kv_len[ids] += k
+        t.generated[ids] += k
+        t.last_token_s[ids] = ends[-1]
+        for r in ids[t.generated[ids] >= t.output[ids]]:
+            self._finish(int(r), float(ends[-1]))
+
+    def _finish(self, r: int, end: float) -> None:
+        t = self.state.table
+        t.finish_s[r] = end
+        t.status[r] = FINISHED
+        self.state.running.remove(r)
+        self.state.release(r)
+        self.outstanding -= 1
+        if self.on_finish is not None:
+            self.on_finish(self.index, r)
+
+    def _hand_off(self, r: int) -> None:
+        """The request leaves this replica's batch after its prefill (disaggregated serving). Its KV blocks
+        stay allocated until the cluster has sent them to a decode instance and calls ``state.release``."""
+        self.state.running.remove(r)
+        self.outstanding -= 1
+
+    # -- fast-forward ----------------------------------------------------------------------------------
+    def _decode_span(self, ids: np.ndarray):
+        """Run up to k identical-batch decode iterations in one sleep (see module docstring)."""
+        t, kv = self.state.table, self.state.kv
+        bs, b = kv.block_size, ids.size
+        kv0 = t.kv_len[ids]
+        k = int(min((t.output[ids] - t.generated[ids]).min(), MAX_SPAN_ITERATIONS))
+        # Step 0's blocks are reserved; step j >= 1 needs a block for each sequence with (kv0 + j) % bs == 0.
+        residues = np.bincount(kv0 % bs, minlength=bs)
+        steps = np.arange(1, k)
+        need = residues[(-steps) % bs]
+        cum_need = np.concatenate(([0], np.cumsum(need)))  # blocks for steps 1..j, indexed by j
+        k = min(k, int(np.searchsorted(cum_need, kv.free, side="right")))
+        ctx = kv0.sum() + b * np.arange(k, dtype=np.float64)
+        durations = self.cost.time_s(BatchFeatures.decode_only(np.full(k, float(b)), ctx))
+        # Python float additions in order, exactly as step-by-step simulation advances its clock.
+        ends = np.fromiter(itertools.accumulate(durations.tolist(), initial=self.clock), float, k + 1)[1:]
+        used = kv.used + cum_need[:k]
+        self._span = (ends, used)
+        self._wake = self.env.event()
+        yield self.env.timeout(max(0.0, ends[-1] - self.env.now)) | self._wake
+        if self._wake.triggered and self.env.now < ends[-1]:
+            k = int(np.searchsorted(ends, self.env.now, side="left")) + 1
+            self._wake = None
+            yield from self._sleep_until(ends[k - 1])
+        self._wake, self._span = None, None
+        ends = ends[:k]
+        kv.allocate(int(cum_need[k - 1]))
+        t.blocks[ids] += blocks_for(kv0 + k, bs) - blocks_for(kv0 + 1, bs)
+        starts = np.concatenate(([self.clock], ends[:-1]))
+        self.iterations.append(replica=self.index, start_s=starts, end_s=ends, prefill_tokens=0.0,
+                               prefill_chunks=0, decode_seqs=b, decode_ctx_sum=ctx[:k], kv_blocks_used=used[:k],
+                               prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=b)
+        self.clock = float(ends[-1])
+        self._apply_decodes(ids, k, ends)

@@ -1,0 +1,169 @@
+"""What a scheduler sees and changes: one replica's queues, its KV pool, and the request table.
+
+The admission, release and preemption rules shared by every policy live here, so a policy only decides
+*which* requests run next. Semantics follow vLLM V0's block manager: a request is admitted only when the
+KV cache has blocks for everything it must prefill; a decoding sequence takes a new block when its next
+token crosses a block boundary; when blocks run out, the most recently admitted running request is
+preempted by recompute (its blocks are freed and it returns to the front of the waiting queue).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from llmsim.engine.kv_cache import KVBlockPool, blocks_for
+from llmsim.engine.requests import REJECTED, RUNNING, WAITING, RequestTable
+
+
+@dataclass
+class IterationPlan:
+    """The next iteration: prompt chunks ``(request id, new tokens)`` and decoding request ids.
+
+    ``stable`` promises that, absent new arrivals, the following iterations repeat this decode-only plan
+    (same sequences, one token each) until a request finishes or the KV cache runs out of blocks: the
+    replica may then price them in one vectorised call (fast-forward).
+    """
+
+    chunks: list[tuple[int, int]] = field(default_factory=list)
+    decodes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    stable: bool = False
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing runs."""
+        return not self.chunks and self.decodes.size == 0
+
+
+class ReplicaState:
+    """Queues and KV pool of one replica (requests are ids into the shared :class:`RequestTable`)."""
+
+    def __init__(self, table: RequestTable, kv: KVBlockPool, prefix_keys: list[np.ndarray] | None = None) -> None:
+        self.table = table
+        self.kv = kv
+        self.waiting: deque[int] = deque()
+        self.running: list[int] = []
+        self.prefix_keys = prefix_keys
+        self.held_units: dict[int, list[int]] = {}
+        self.preemption_count = 0
+        self.dropped: list[int] = []
+
+    # -- queries ---------------------------------------------------------------------------------------
+    def decoding(self) -> list[int]:
+        """Running requests whose prompt is complete, in admission order."""
+        t = self.table
+        return [r for r in self.running if t.prefilled[r] >= t.prefill_target[r]]
+
+    def partial_prefills(self) -> list[int]:
+        """Running requests part-way through their prompt, in admission order."""
+        t = self.table
+        return [r for r in self.running if t.prefilled[r] < t.prefill_target[r]]
+
+    def _prefix_match(self, r: int) -> tuple[int, int]:
+        """(matched prefix units, blocks that those units would move from evictable to used)."""
+        cache = self.kv.prefix_cache
+        if cache is None or self.prefix_keys is None:
+            return 0, 0
+        keys = self.prefix_keys[r]
+        m = cache.match(keys, int(self.table.prompt[r]))
+        revive = sum(cache.unit_blocks for k in keys[:m] if cache.refs[int(k)] == 0)
+        return m, revive
+
+    def admission_cost(self, r: int) -> tuple[int, int]:
+        """(tokens to prefill after prefix-cache hits, blocks the admission needs)."""
+        m, revive = self._prefix_match(r)
+        cached = m * (self.kv.prefix_cache.unit_tokens if m else 0)
+        target = int(self.table.prefill_target[r])
+        own = int(blocks_for(target, self.kv.block_size)) - (m * self.kv.prefix_cache.unit_blocks if m else 0)
+        return target - cached, own + revive
+
+    def can_admit(self, r: int) -> bool:
+        """True when the KV cache has blocks for everything ``r`` must prefill."""
+        return self.admission_cost(r)[1] <= self.kv.free
+
+    # -- transitions -----------------------------------------------------------------------------------
+    def admit(self, r: int, now_s: float) -> int:
+        """Move waiting request ``r`` to running, taking its blocks; returns the tokens it must prefill."""
+        t, kv = self.table, self.kv
+        m, _ = self._prefix_match(r)
+        cached = 0
+        if m:
+            cache = kv.prefix_cache
+            keys = [int(k) for k in self.prefix_keys[r][:m]]
+            for key in keys:
+                kv.used += cache.reference(key)
+            self.held_units[r] = keys
+            cached = m * cache.unit_tokens
+        if kv.prefix_cache is not None and self.prefix_keys is not None:
+            kv.prefix_cache.lookup_tokens += int(t.prompt[r])
+            kv.prefix_cache.hit_tokens += cached
+        own = int(blocks_for(int(t.prefill_target[r]), kv.block_size)) - (cached // kv.block_size)
+        kv.allocate(own)
+        t.blocks[r] = own
+        t.prefilled[r] = cached
+        t.kv_len[r] = cached
+        t.cached[r] = cached
+        t.cached_total[r] += cached
+        t.status[r] = RUNNING
+        if np.isnan(t.first_scheduled_s[r]):
+            t.first_scheduled_s[r] = now_s
+        self.running.append(r)
+        return int(t.prefill_target[r]) - cached
+
+    def cache_prompt(self, r: int) -> None:
+        """After ``r``'s prompt is prefilled, publish its full prefix units to the prefix cache."""
+        cache = self.kv.prefix_cache
+        if cache is None or self.prefix_keys is None:
+            return
+        keys = self.prefix_keys[r]
+        held = self.held_units.setdefault(r, [])
+        for key in keys[len(held): cache.cacheable_units(int(self.table.prompt[r]), len(keys))]:
+            if cache.add(int(key)):
+                held.append(int(key))
+                self.table.blocks[r] -= cache.unit_blocks
+
+    def release(self, r: int) -> None:
+        """Free every block ``r`` holds (its own, and its references to cached prefix units)."""
+        t, kv = self.table, self.kv
+        kv.release(int(t.blocks[r]))
+        t.blocks[r] = 0
+        for key in self.held_units.pop(r, ()):
+            kv.release(kv.prefix_cache.unreference(key))
+
+    def reject(self, r: int, reason: str) -> None:
+        """Drop waiting request ``r`` for good (it can no longer be served here), recording why."""
+        self.waiting.remove(r)
+        self.table.status[r] = REJECTED
+        self.table.reject_reason[r] = reason
+        self.dropped.append(r)
+
+    def preempt(self, r: int) -> None:
+        """Preempt running request ``r`` by recompute: free its KV, put it at the front of the queue."""
+        self.running.remove(r)
+        self.release(r)
+        self.table.reset_for_recompute(r)
+        self.table.status[r] = WAITING
+        self.waiting.appendleft(r)
+        self.preemption_count += 1
+
+    def reserve_decode_slots(self, decoding: list[int]) -> list[int]:
+        """Give each decoding request a block for its next token if it needs one, preempting from the tail.
+
+        Returns the decoding requests that still run this iteration (in order). Victims are the most
+        recently admitted running requests (vLLM V0 order); a request alone in the batch that still cannot
+        get a block is preempted itself.
+        """
+        t, kv, bs = self.table, self.kv, self.kv.block_size
+        needs = {r: int(t.kv_len[r] % bs == 0) for r in decoding}
+        total = sum(needs.values())
+        while total > kv.free and self.running:
+            victim = self.running[-1]
+            self.preempt(victim)
+            total -= needs.pop(victim, 0)
+        survivors = [r for r in decoding if r in needs]
+        kv.allocate(total)
+        for r in survivors:
+            t.blocks[r] += needs[r]
+        return survivors
