@@ -24,11 +24,11 @@ from llmsim.engine.routers import ROUTERS
 from llmsim.engine.schedulers import SCHEDULERS, ContinuousScheduler
 from llmsim.engine.simulation import ReplicaSetup, RequestsIn, Simulation
 from llmsim.errors import InputError
-from llmsim.metrics import iterations_frame, requests_frame, summarize
+from llmsim.metrics import itl_frame, iterations_frame, requests_frame, summarize
 from llmsim.scenario import Scenario, dump_resolved, load_scenario
 from llmsim.workload import Trace
 
-OUTPUT_FILES = ("requests.csv", "iterations.csv", "summary.json", "scenario.yaml", "run_info.json")
+OUTPUT_FILES = ("requests.csv", "iterations.csv", "itl.csv", "summary.json", "scenario.yaml", "run_info.json")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class RunResult:
     requests: pd.DataFrame
     iterations: pd.DataFrame
     summary: dict[str, Any]
+    itl: pd.DataFrame
     run_info: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out_dir: str | Path, *, overwrite: bool = False) -> Path:
@@ -46,6 +47,7 @@ class RunResult:
         out = prepare_output_dir(out_dir, overwrite=overwrite)
         self.requests.to_csv(out / "requests.csv", index=False)
         self.iterations.to_csv(out / "iterations.csv", index=False)
+        self.itl.to_csv(out / "itl.csv", index=False)
         (out / "summary.json").write_text(json.dumps(self.summary, indent=2, sort_keys=False) + "\n")
         (out / "scenario.yaml").write_text(dump_resolved(self.scenario))
         (out / "run_info.json").write_text(json.dumps(self.run_info, indent=2) + "\n")
@@ -83,7 +85,7 @@ def run(scenario: Scenario | str | Path | Mapping[str, Any], overrides: Sequence
             "calibration": sc.calibration_source, "engine_profile": sc.engine.name,
             "wall_time_s": time.perf_counter() - wall0, "simulation_wall_time_s": sim_wall,
             "python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
-    return RunResult(sc, requests, iterations, summary, info)
+    return RunResult(sc, requests, iterations, summary, itl_frame(raw), info)
 
 
 def requests_from_trace(trace: Trace) -> RequestsIn:

@@ -76,6 +76,21 @@ def stats(values: np.ndarray) -> dict[str, float | None]:
     return out
 
 
+def merge_gaps(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge (gap, count) pairs by exact gap value: sorted unique gaps and their total counts (int64)."""
+    if values.size == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    weight = np.bincount(inverse, weights=counts.astype(np.float64), minlength=uniq.size)  # integers, exact
+    return uniq, weight.astype(np.int64)
+
+
+def itl_frame(raw: RawResult) -> pd.DataFrame:
+    """Every inter-token gap of the run as (gap_s, count) rows, sorted by gap."""
+    gaps, counts = merge_gaps(*raw.gaps.arrays())
+    return pd.DataFrame({"gap_s": gaps, "count": counts})
+
+
 def weighted_stats(values: np.ndarray, counts: np.ndarray) -> dict[str, float | None]:
     """mean and exact weighted (inverted-CDF) percentiles of ``values`` seen ``counts`` times.
 
@@ -84,8 +99,8 @@ def weighted_stats(values: np.ndarray, counts: np.ndarray) -> dict[str, float | 
     """
     if values.size == 0:
         return {"mean": None, **{f"p{p}": None for p in PERCENTILES}}
-    uniq, inverse = np.unique(values, return_inverse=True)
-    weight = np.bincount(inverse, weights=counts.astype(np.float64), minlength=uniq.size)  # integers, exact
+    uniq, weight = merge_gaps(values, counts)
+    weight = weight.astype(np.float64)
     cum = np.cumsum(weight)
     total = int(cum[-1])
     out = {"mean": float(np.dot(uniq, weight) / total)}

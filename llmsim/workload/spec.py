@@ -227,9 +227,11 @@ def _synthetic_fields(d: dict, where: str, source: object, base_dir: Path | None
 
 def _request_count(d: dict, fields: dict, where: str, source: object) -> dict:
     """``num_requests`` or ``duration_s`` (exactly one), within :data:`MAX_REQUESTS`."""
-    if ("num_requests" in d) == ("duration_s" in d):
+    if "num_requests" in d and "duration_s" in d:
         raise InputError("give exactly one of num_requests and duration_s", source=source,
                          where=f"{where}.num_requests")
+    if "duration_s" not in d:
+        _keys.required(d, "num_requests", where, source, " (or duration_s)")
     if "num_requests" in d:
         n = _keys.number(d["num_requests"], f"{where}.num_requests", source, integer=True,
                          minimum=1)
