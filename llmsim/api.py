@@ -5,6 +5,7 @@ The command line is a thin layer over this module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -100,11 +101,18 @@ def cost_model(sc: Scenario, gpu=None, parallelism=None) -> CostModel:
 
 
 def _memory(sc: Scenario, cost: CostModel, max_batched_tokens: int, max_num_seqs: int) -> MemoryPlan:
+    """The memory plan of one instance; ``scheduler.num_kv_blocks`` overrides the KV pool size (like vLLM's
+    ``num_gpu_blocks_override``) after checking that the weights fit."""
     s = sc.scheduler
     budget = s["chunk_size"] if s["policy"] == "chunked" else max_batched_tokens
-    return plan_memory(sc.model, cost.gpu, cost.parallelism, sc.precision,
+    plan = plan_memory(sc.model, cost.gpu, cost.parallelism, sc.precision,
                        gpu_memory_utilization=s["gpu_memory_utilization"], block_size=s["block_size"],
                        max_batched_tokens=budget, max_num_seqs=max_num_seqs)
+    if s["num_kv_blocks"] is None:
+        return plan
+    blocks = s["num_kv_blocks"]
+    return dataclasses.replace(plan, kv_blocks=blocks, kv_tokens=blocks * plan.block_size,
+                               kv_cache_bytes=blocks * plan.block_size * plan.kv_bytes_per_token)
 
 
 def _scheduler(sc: Scenario):

@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "replicas": 1,
     "router": "round_robin",
     "scheduler": {"policy": "continuous", "max_num_seqs": 256, "max_batched_tokens": 8192, "chunk_size": 512,
-                  "block_size": 16, "gpu_memory_utilization": 0.9, "prefix_caching": False},
+                  "block_size": 16, "gpu_memory_utilization": 0.9, "prefix_caching": False,
+                  "num_kv_blocks": None},
     "workload": None,
     "slo": {"ttft_s": None, "tpot_s": None, "percentile": 99},
     "engine": {"profile": "cuda-graphs", "calibration": "auto", "fast_forward": True},
@@ -273,6 +274,8 @@ def _scheduler(s: dict[str, Any], source: str) -> None:
     if isinstance(util, bool) or not isinstance(util, (int, float)) or not 0 < util <= 1:
         raise InputError("expected a fraction in (0, 1]", source=source, where="scheduler.gpu_memory_utilization",
                          value=util)
+    if s["num_kv_blocks"] is not None:
+        _int(s["num_kv_blocks"], "scheduler.num_kv_blocks", source)
     if not isinstance(s["prefix_caching"], bool):
         raise InputError("expected true or false", source=source, where="scheduler.prefix_caching",
                          value=s["prefix_caching"])

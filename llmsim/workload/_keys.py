@@ -7,13 +7,11 @@ Every helper takes ``where`` (the key path of the value, e.g. ``workload.arrival
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Iterable
 
 from llmsim.errors import InputError, unknown_name
-
-MISSING = object()
-
 
 def mapping(value: object, where: str, source: object) -> dict:
     """``value`` if it is a mapping with string keys; InputError otherwise."""
@@ -50,12 +48,13 @@ def number(value: object, where: str, source: object, *, minimum: float | None =
            positive: bool = False, integer: bool = False) -> float | int:
     """``value`` as a finite number (an int when ``integer``), checked against the bounds.
 
-    ``positive`` requires > 0, ``minimum`` requires >= minimum. Booleans and strings are rejected.
+    ``positive`` requires > 0, ``minimum`` requires >= minimum. Any real number type is accepted
+    (numpy scalars included); booleans and strings are rejected.
     """
     kind = "a whole number" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not _finite(value):
         raise InputError(f"expected {kind}", source=source, where=where, value=value)
-    if integer and value != int(value):
+    if integer and value != math.floor(value):
         raise InputError(f"expected {kind}", source=source, where=where, value=value)
     if positive and value <= 0:
         raise InputError(f"expected {kind} > 0", source=source, where=where, value=value)
@@ -92,7 +91,7 @@ def file_path(value: object, where: str, source: object, base_dir: Path | None) 
 
 def window(value: object, where: str, source: object) -> tuple[float, float]:
     """``[start, end]`` seconds with 0 <= start < end (end null = no end), as a tuple."""
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or len(value) != 2:
         raise InputError("expected [start_s, end_s]", source=source, where=where, value=value)
     start = number(value[0], f"{where}[0]", source, minimum=0)
     end = math.inf if value[1] is None else number(value[1], f"{where}[1]", source)

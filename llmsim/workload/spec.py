@@ -184,6 +184,9 @@ def _replay_fields(d: dict, where: str, source: object, base_dir: Path | None) -
     out = check_options(where=where, source=source, limit=d.get("limit"),
                         window_s=d.get("window_s"), rate_scale=d.get("rate_scale"))
     out["trace"] = _keys.file_path(d["trace"], f"{where}.trace", source, base_dir)
+    if d.get("format") == "lengths":
+        raise InputError("a length-statistics file has no arrival times: use lengths_file with "
+                         "arrival instead of trace", source=source, where=f"{where}.format")
     if "arrival" in d:
         arrival = _keys.mapping(d["arrival"], f"{where}.arrival", source)
         _keys.check_keys(arrival, ("rate",), f"{where}.arrival", source)

@@ -50,6 +50,7 @@ class Trace:
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        """Store read-only copies with the declared dtypes and check the invariants."""
         arrival = _frozen(self.arrival_s, np.float64, "arrival_s")
         prompt = _frozen(self.prompt_tokens, np.int64, "prompt_tokens")
         output = _frozen(self.output_tokens, np.int64, "output_tokens")
