@@ -101,10 +101,11 @@ class DisaggregatedSimulation(Simulation):
             r = queue[0]
             need = int(blocks_for(int(self.table.kv_len[r]), rep.state.kv.block_size))
             slots = len(rep.state.running) + self.reserved[d]
-            if need > rep.state.kv.free or slots >= rep.scheduler.max_num_seqs:
+            if need > rep.kv_free_blocks() or slots >= rep.scheduler.max_num_seqs:
                 return
             queue.popleft()
             rep.state.kv.allocate(need)
+            rep.notify()  # its free blocks changed: a fast-forward span must end at the next boundary
             self.reserved[d] += 1
             self.env.process(self._transfer(self._src.pop(r), d, r, need))
 

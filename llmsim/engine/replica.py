@@ -46,7 +46,7 @@ class Replica:
         self.clock = 0.0
         self.outstanding = 0
         self._wake: simpy.Event | None = None
-        self._span: tuple[np.ndarray, np.ndarray] | None = None  # (ends, kv blocks used) of a running span
+        self._span: tuple[np.ndarray, np.ndarray] | None = None  # (ends, blocks still to allocate) of a span
         self.process = env.process(self._run())
 
     # -- what the router and the cluster see -------------------------------------------------------------
@@ -75,13 +75,17 @@ class Replica:
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
+    def kv_free_blocks(self) -> int:
+        """Free blocks as step-by-step simulation would show them now (inside a span too)."""
+        return self.state.kv.total - self.kv_blocks_used()
+
     def kv_blocks_used(self) -> int:
         """Blocks in use as step-by-step simulation would show them now (inside a span too)."""
         if self._span is None:
             return self.state.kv.used
-        ends, used = self._span
+        ends, pending = self._span  # blocks the span's decode steps up to each iteration would have taken
         i = min(int(np.searchsorted(ends, self.env.now, side="left")), len(ends) - 1)
-        return int(used[i])
+        return self.state.kv.used + int(pending[i])
 
     # -- the process -----------------------------------------------------------------------------------
     def _run(self):
@@ -193,7 +197,7 @@ class Replica:
         # Python float additions in order, exactly as step-by-step simulation advances its clock.
         ends = np.fromiter(itertools.accumulate(durations.tolist(), initial=self.clock), float, k + 1)[1:]
         used = kv.used + cum_need[:k]
-        self._span = (ends, used)
+        self._span = (ends, cum_need[:k])
         self._wake = self.env.event()
         yield self.env.timeout(max(0.0, ends[-1] - self.env.now)) | self._wake
         if self._wake.triggered and self.env.now < ends[-1]:
