@@ -1,13 +1,18 @@
-"""FLOPs and bytes of every operator of one iteration, per GPU, from the batch features.
+"""FLOPs and bytes of every operator of one iteration, per GPU, as a table of linear coefficients.
 
-Pure arithmetic on numpy arrays (one entry per iteration). Counts are for ONE GPU of a TP group and for
-ALL layers of the replica (pipeline stages run one after another for a given iteration). Conventions:
+Every operator's FLOPs, bytes, GEMM row count and collective message size is a linear combination of the
+batch features (:class:`~llmsim.costmodel.batch.BatchFeatures`) plus, for MoE models, the expected number
+of distinct experts the batch touches. :class:`OperatorTable` holds those coefficients for one (model,
+parallelism, precision), built once; pricing many iterations is then a few small matrix products.
+
+Counts are for ONE GPU of a TP group and for ALL layers of the replica (pipeline stages run one after
+another for a given iteration). Conventions:
 
 * A linear layer ``Y[M,N] = X[M,K] W[N,K]^T`` costs ``2 M N K`` FLOPs and reads ``N K`` weights plus ``M K``
   activations and writes ``M N`` (the ideal bytes: each operand moved once).
-* Attention FLOPs count QK^T and PV: ``4 x pairs x heads x head_dim``. Prefill attention reads each
-  chunk's prior and new KV once (FlashAttention keeps the tile in SRAM); decode attention reads each
-  sequence's whole KV cache once (memory-bound, GQA-aware: KV heads, not query heads).
+* Attention FLOPs count QK^T and PV: ``4 x pairs x heads x head_dim``. Prefill attention reads each chunk's
+  prior and new KV once (FlashAttention keeps the tile in SRAM); decode attention reads each sequence's
+  whole KV cache once (memory-bound, GQA-aware: KV heads, not query heads). Both write the new tokens' K/V.
 * Elementwise kernels (norms, RoPE, activation, residual add, embedding, sampling) are memory-bound;
   their bytes are reads plus writes.
 * MoE layers read only the experts the batch touches: under uniform top-k routing, T tokens touch
@@ -16,7 +21,7 @@ ALL layers of the replica (pipeline stages run one after another for a given ite
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,26 +32,10 @@ from llmsim.specs.parallelism import Parallelism
 ACT_BYTES = 2.0  # activations are bf16/fp16 (bytes per element)
 LOGIT_BYTES = 4.0  # logits are sampled in fp32
 
-
-@dataclass(frozen=True)
-class OpWork:
-    """One operator's work per iteration (arrays of shape (n,)), summed over the ``per_layer`` x layers calls.
-
-    ``op_class`` selects the efficiency curve; ``gemm_shape`` (N, K per GPU) and ``tokens`` (M) are set for
-    GEMMs so a shape-specific curve can be used; ``kernels`` counts launches per iteration (scalar).
-    """
-
-    name: str
-    op_class: str
-    flops: np.ndarray
-    bytes: np.ndarray
-    kernels: np.ndarray
-    math_dtype: str = "bf16"
-    gemm_shape: tuple[int, int] | None = None
-    tokens: np.ndarray | None = None
-    decode_seqs: np.ndarray | None = None
-    decode_ctx_mean: np.ndarray | None = None
-    message_bytes: np.ndarray | None = None
+#: Rows of the feature matrix the coefficients multiply (``touched`` = expected distinct MoE experts).
+FEATURES = ("one", "prefill_tokens", "prefill_chunks", "prefill_attn_pairs", "prefill_kv_tokens", "decode_seqs",
+            "decode_ctx_tokens", "sampled", "new_tokens", "touched")
+_F = {name: i for i, name in enumerate(FEATURES)}
 
 
 @dataclass(frozen=True)
@@ -56,128 +45,181 @@ class Precision:
     weights: str = "bf16"
     kv: str = "bf16"
 
-    def math_dtype(self, gpu_supports: callable) -> str:
+    def math_dtype(self, gpu_supports) -> str:
         """Dtype the GEMMs run in: fp8/int8 on GPUs with such tensor cores, bf16 otherwise."""
         if self.weights in ("fp8", "int8") and gpu_supports(self.weights):
             return self.weights
         return "fp16" if self.weights == "fp16" else "bf16"
 
 
-def iteration_ops(model: ModelSpec, par: Parallelism, prec: Precision, f: BatchFeatures,
-                  math_dtype: str) -> list[OpWork]:
-    """All operators of the iteration ``f`` for one GPU of the replica (see module docstring)."""
-    layers = model.num_layers
-    t = f.new_tokens
-    ops = _attention_block(model, par, prec, f, math_dtype, t, layers)
-    ops += _mlp_block(model, par, prec, t, math_dtype, layers)
-    ops += _head(model, par, prec, f, t)
-    return [op for op in ops if op is not None]
+def lin(**coefficients: float) -> np.ndarray:
+    """A coefficient row over :data:`FEATURES`, e.g. ``lin(new_tokens=2.0, one=5.0)``."""
+    row = np.zeros(len(FEATURES))
+    for name, value in coefficients.items():
+        row[_F[name]] = value
+    return row
 
 
-def _gemm(name: str, m: np.ndarray, n: int, k: int, w_bytes: float, dtype: str, per_layer: int,
-          op_class: str = "gemm", weight_count: np.ndarray | float = 1.0) -> OpWork:
-    """A linear layer with M = ``m`` tokens, repeated ``per_layer`` times (layers x matrices)."""
-    flops = 2.0 * m * n * k * per_layer
-    nbytes = (n * k * w_bytes * weight_count + m * k * ACT_BYTES + m * n * ACT_BYTES) * per_layer
-    active = (m > 0).astype(np.float64)
-    return OpWork(name, op_class, flops * active, nbytes * active, active * per_layer, dtype,
-                  gemm_shape=(n, k), tokens=m)
+@dataclass(frozen=True)
+class Operator:
+    """One operator: coefficient rows for FLOPs, bytes and size variables, and how it is launched.
+
+    ``active_on`` names the feature that must be > 0 for the operator to run; ``kernels`` is the number of
+    launches per iteration when it runs. ``tokens`` is the GEMM's M (rows); ``message`` the bytes of one
+    collective call. ``gemm_shape`` is (N, K) per GPU.
+    """
+
+    name: str
+    op_class: str
+    flops: np.ndarray
+    bytes: np.ndarray
+    kernels: float
+    active_on: str
+    math_dtype: str = "bf16"
+    gemm_shape: tuple[int, int] | None = None
+    tokens: np.ndarray | None = None
+    message: np.ndarray | None = None
 
 
-def _elementwise(name: str, nbytes: np.ndarray, per_layer: int, kernels: float = 1.0) -> OpWork:
-    active = (nbytes > 0).astype(np.float64)
-    return OpWork(name, "elementwise", np.zeros_like(nbytes), nbytes * per_layer, active * kernels * per_layer)
+@dataclass
+class OperatorTable:
+    """All operators of one replica configuration, with stacked coefficient matrices for fast evaluation."""
+
+    model: ModelSpec
+    operators: list[Operator]
+    flops: np.ndarray = field(init=False)
+    bytes: np.ndarray = field(init=False)
+    active_index: np.ndarray = field(init=False)
+    kernels: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.flops = np.stack([op.flops for op in self.operators])
+        self.bytes = np.stack([op.bytes for op in self.operators])
+        self.active_index = np.array([_F[op.active_on] for op in self.operators])
+        self.kernels = np.array([op.kernels for op in self.operators])
+
+    def feature_matrix(self, f: BatchFeatures) -> np.ndarray:
+        """Rows of :data:`FEATURES` by iterations (float64)."""
+        n = len(f)
+        x = np.empty((len(FEATURES), n))
+        x[0] = 1.0
+        for i, name in enumerate(FEATURES[1:8], start=1):
+            x[i] = getattr(f, name)
+        x[_F["new_tokens"]] = f.prefill_tokens + f.decode_seqs
+        x[_F["touched"]] = _touched_experts(self.model, x[_F["new_tokens"]])
+        return x
 
 
-def _allreduce(name: str, tokens: np.ndarray, width: int, par: Parallelism, per_layer: int) -> OpWork | None:
-    """Ring all-reduce of a [tokens, width] bf16 tensor over the TP group (``message_bytes`` per call)."""
+def _touched_experts(model: ModelSpec, tokens: np.ndarray) -> np.ndarray:
+    if not model.is_moe:
+        return np.zeros_like(tokens)
+    e, k = model.num_experts, model.experts_per_token
+    return e * (1.0 - (1.0 - k / e) ** tokens)
+
+
+def build_operator_table(model: ModelSpec, par: Parallelism, prec: Precision, math_dtype: str) -> OperatorTable:
+    """The operators of one iteration of ``model`` split by ``par``, weights and KV stored as ``prec``."""
+    ops = _attention_block(model, par, prec, math_dtype)
+    ops += _mlp_block(model, par, prec, math_dtype)
+    ops += _head(model, par)
+    return OperatorTable(model, ops)
+
+
+def _gemm(name: str, m: np.ndarray, n: int, k: int, w_bytes: float, dtype: str, calls: int, active_on: str,
+          weights: np.ndarray | None = None) -> Operator:
+    """A linear layer with M = ``m`` (a coefficient row) rows, called ``calls`` times per iteration.
+
+    ``weights`` is the coefficient row of how many weight matrices are read (default: one).
+    """
+    weight_rows = lin(one=1.0) if weights is None else weights
+    flops = 2.0 * n * k * calls * m
+    nbytes = calls * (n * k * w_bytes * weight_rows + (k + n) * ACT_BYTES * m)
+    return Operator(name, "gemm", flops, nbytes, float(calls), active_on, dtype, (n, k), tokens=m)
+
+
+def _elementwise(name: str, nbytes: np.ndarray, kernels: float, active_on: str = "new_tokens") -> Operator:
+    return Operator(name, "elementwise", np.zeros(len(FEATURES)), nbytes, kernels, active_on)
+
+
+def _allreduce(name: str, width: int, calls: int, par: Parallelism) -> list[Operator]:
+    """Ring all-reduce of a [new tokens, width] bf16 tensor over the TP group, ``calls`` times."""
     if par.tp == 1:
-        return None
-    msg = tokens * width * ACT_BYTES
-    active = (tokens > 0).astype(np.float64)
-    return OpWork(name, "collective", np.zeros_like(msg), msg * per_layer, active * per_layer,
-                  message_bytes=msg)
+        return []
+    msg = lin(new_tokens=width * ACT_BYTES)
+    return [Operator(name, "collective", np.zeros(len(FEATURES)), calls * msg, float(calls), "new_tokens",
+                     message=msg)]
 
 
-def _attention_block(model: ModelSpec, par: Parallelism, prec: Precision, f: BatchFeatures, dtype: str,
-                     t: np.ndarray, layers: int) -> list[OpWork | None]:
-    hidden, hd = model.hidden_size, model.head_dim
-    hq = model.num_heads // par.tp
-    hkv = par.kv_heads_per_gpu(model)
+def _attention_block(model: ModelSpec, par: Parallelism, prec: Precision, dtype: str) -> list[Operator]:
+    layers, hidden, hd = model.num_layers, model.hidden_size, model.head_dim
+    hq, hkv = model.num_heads // par.tp, par.kv_heads_per_gpu(model)
     wb, kvb = DTYPE_BYTES[prec.weights], DTYPE_BYTES[prec.kv]
-    kv_token_bytes = 2.0 * hkv * hd * kvb  # K and V of one token, one layer, this GPU
-    q_io = 2.0 * hq * hd * ACT_BYTES       # read q, write out
-    p, d = f.prefill_tokens, f.decode_seqs
-    pre_flops = 4.0 * f.prefill_attn_pairs * hq * hd * layers
-    pre_bytes = (f.prefill_kv_tokens * kv_token_bytes + p * (q_io + kv_token_bytes)) * layers
-    dec_flops = 4.0 * (f.decode_ctx_tokens + d) * hq * hd * layers
-    dec_bytes = ((f.decode_ctx_tokens + d) * kv_token_bytes + d * (q_io + kv_token_bytes)) * layers
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ctx_mean = np.where(d > 0, f.decode_ctx_tokens / np.maximum(d, 1), 0.0)
-    pre_on, dec_on = (p > 0).astype(float), (d > 0).astype(float)
+    kv_tok = 2.0 * hkv * hd * kvb  # K and V of one token, one layer, this GPU
+    q_io = 2.0 * hq * hd * ACT_BYTES  # read q, write out
+    t = lin(new_tokens=1.0)
+    pre_bytes = layers * (kv_tok * lin(prefill_kv_tokens=1.0) + (q_io + kv_tok) * lin(prefill_tokens=1.0))
+    dec_bytes = layers * (kv_tok * lin(decode_ctx_tokens=1.0, decode_seqs=1.0) + (q_io + kv_tok) * lin(decode_seqs=1.0))
     return [
-        _elementwise("norm", 2.0 * t * hidden * ACT_BYTES, 2 * layers),
-        _gemm("qkv_proj", t, (hq + 2 * hkv) * hd, hidden, wb, dtype, layers),
-        _elementwise("rope", t * (hq + hkv) * hd * 2.0 * ACT_BYTES, layers),
-        OpWork("attn_prefill", "attn_prefill", pre_flops, pre_bytes, pre_on * layers),
-        OpWork("attn_decode", "attn_decode", dec_flops, dec_bytes, dec_on * layers, decode_seqs=d,
-               decode_ctx_mean=ctx_mean),
-        _gemm("o_proj", t, hidden, hq * hd, wb, dtype, layers),
-        _allreduce("allreduce", t, hidden, par, 2 * layers),
-        _elementwise("residual_add", 2 * 3.0 * t * hidden * ACT_BYTES, layers, kernels=2.0),
+        _elementwise("norm", 2 * layers * 2.0 * hidden * ACT_BYTES * t, 2.0 * layers),
+        _gemm("qkv_proj", t, (hq + 2 * hkv) * hd, hidden, wb, dtype, layers, "new_tokens"),
+        _elementwise("rope", layers * (hq + hkv) * hd * 2.0 * ACT_BYTES * t, float(layers)),
+        Operator("attn_prefill", "attn_prefill", 4.0 * hq * hd * layers * lin(prefill_attn_pairs=1.0), pre_bytes,
+                 float(layers), "prefill_tokens"),
+        Operator("attn_decode", "attn_decode", 4.0 * hq * hd * layers * lin(decode_ctx_tokens=1.0, decode_seqs=1.0),
+                 dec_bytes, float(layers), "decode_seqs"),
+        _gemm("o_proj", t, hidden, hq * hd, wb, dtype, layers, "new_tokens"),
+        *_allreduce("allreduce", hidden, 2 * layers, par),
+        _elementwise("residual_add", 2 * layers * 3.0 * hidden * ACT_BYTES * t, 2.0 * layers),
     ]
 
 
-def _mlp_block(model: ModelSpec, par: Parallelism, prec: Precision, t: np.ndarray, dtype: str,
-               layers: int) -> list[OpWork | None]:
-    wb = DTYPE_BYTES[prec.weights]
+def _mlp_block(model: ModelSpec, par: Parallelism, prec: Precision, dtype: str) -> list[Operator]:
+    layers, wb = model.num_layers, DTYPE_BYTES[prec.weights]
     hidden, tp = model.hidden_size, par.tp
     gate = 2 if model.gated_mlp else 1
+    t = lin(new_tokens=1.0)
     if not model.is_moe:
         inter = model.intermediate_size // tp
         return [
-            _gemm("mlp_up", t, gate * inter, hidden, wb, dtype, layers),
-            _elementwise("mlp_act", t * (gate + 1) * inter * ACT_BYTES, layers),
-            _gemm("mlp_down", t, hidden, inter, wb, dtype, layers),
+            _gemm("mlp_up", t, gate * inter, hidden, wb, dtype, layers, "new_tokens"),
+            _elementwise("mlp_act", layers * (gate + 1) * inter * ACT_BYTES * t, float(layers)),
+            _gemm("mlp_down", t, hidden, inter, wb, dtype, layers, "new_tokens"),
         ]
-    e, k = model.num_experts, model.experts_per_token
     inter = model.expert_intermediate_size // tp
-    routed = t * k  # token-expert assignments
-    touched = e * (1.0 - (1.0 - k / e) ** t)  # expected distinct experts the batch reads
-    ops: list[OpWork | None] = [
-        _gemm("moe_router", t, e, hidden, 2.0, "bf16", layers),
-        _gemm("moe_expert_up", routed, gate * inter, hidden, wb, dtype, layers, weight_count=touched),
-        _elementwise("moe_act", routed * (gate + 1) * inter * ACT_BYTES, layers),
-        _gemm("moe_expert_down", routed, hidden, inter, wb, dtype, layers, weight_count=touched),
+    routed = lin(new_tokens=float(model.experts_per_token))  # token-expert assignments
+    touched = lin(touched=1.0)
+    ops = [
+        _gemm("moe_router", t, model.num_experts, hidden, 2.0, "bf16", layers, "new_tokens"),
+        _gemm("moe_expert_up", routed, gate * inter, hidden, wb, dtype, layers, "new_tokens", weights=touched),
+        _elementwise("moe_act", layers * (gate + 1) * inter * ACT_BYTES * routed, float(layers)),
+        _gemm("moe_expert_down", routed, hidden, inter, wb, dtype, layers, "new_tokens", weights=touched),
     ]
     if model.num_shared_experts:
         shared = model.num_shared_experts * inter
-        ops += [_gemm("shared_expert_up", t, gate * shared, hidden, wb, dtype, layers),
-                _gemm("shared_expert_down", t, hidden, shared, wb, dtype, layers)]
+        ops += [_gemm("shared_expert_up", t, gate * shared, hidden, wb, dtype, layers, "new_tokens"),
+                _gemm("shared_expert_down", t, hidden, shared, wb, dtype, layers, "new_tokens")]
     return ops
 
 
-def _head(model: ModelSpec, par: Parallelism, prec: Precision, f: BatchFeatures, t: np.ndarray) -> list:
+def _head(model: ModelSpec, par: Parallelism) -> list[Operator]:
     hidden, tp = model.hidden_size, par.tp
-    vocab = model.vocab_size // tp
-    s = f.sampled
+    s, t = lin(sampled=1.0), lin(new_tokens=1.0)
     # The LM head stays in bf16 in fp8/int8/int4 deployments (vLLM and TensorRT-LLM keep it unquantized).
-    head = _gemm("lm_head", s, vocab, hidden, 2.0, "bf16", 1)
     ops = [
-        _elementwise("embedding", 2.0 * t * hidden * ACT_BYTES, 1),
-        _elementwise("final_norm", 2.0 * t * hidden * ACT_BYTES, 1),
-        head,
-        _elementwise("sampling", 2.0 * s * model.vocab_size * LOGIT_BYTES, 1, kernels=3.0),
+        _elementwise("embedding", 2.0 * hidden * ACT_BYTES * t, 1.0),
+        _elementwise("final_norm", 2.0 * hidden * ACT_BYTES * t, 1.0),
+        _gemm("lm_head", s, model.vocab_size // tp, hidden, 2.0, "bf16", 1, "sampled"),
+        _elementwise("sampling", 2.0 * model.vocab_size * LOGIT_BYTES * s, 3.0, "sampled"),
     ]
-    if tp > 1:
-        gather = s * model.vocab_size * LOGIT_BYTES / 2.0  # all-gather of logit shards (bf16)
-        active = (s > 0).astype(float)
-        ops.append(OpWork("logits_gather", "collective", np.zeros_like(s), gather, active, message_bytes=gather))
+    if tp > 1:  # all-gather of the logit shards (bf16)
+        gather = model.vocab_size * ACT_BYTES * s
+        ops.append(Operator("logits_gather", "collective", np.zeros(len(FEATURES)), gather, 1.0, "sampled",
+                            message=gather))
     return ops
 
 
-def pipeline_sends(model: ModelSpec, par: Parallelism, t: np.ndarray) -> np.ndarray | None:
+def pipeline_send_bytes(model: ModelSpec, par: Parallelism, new_tokens: np.ndarray) -> np.ndarray | None:
     """Bytes sent between consecutive pipeline stages per iteration (hidden states of every new token)."""
     if par.pp == 1:
         return None
-    return t * model.hidden_size * ACT_BYTES
+    return new_tokens * model.hidden_size * ACT_BYTES

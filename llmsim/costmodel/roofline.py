@@ -15,9 +15,10 @@ from typing import Mapping
 import numpy as np
 
 from llmsim.costmodel.batch import BatchFeatures, IterationShape
-from llmsim.costmodel.efficiency import CalibrationProfile, Curve, Table2D
-from llmsim.costmodel.engine import EngineProfile, CUDA_GRAPHS
-from llmsim.costmodel.operators import OpWork, Precision, iteration_ops, pipeline_sends
+from llmsim.costmodel.efficiency import DEFAULT, CalibrationProfile, Curve, Table2D
+from llmsim.costmodel.engine import CUDA_GRAPHS, EngineProfile
+from llmsim.costmodel.operators import (FEATURES, OperatorTable, Precision, build_operator_table,
+                                        pipeline_send_bytes)
 from llmsim.specs.hardware import GpuSpec
 from llmsim.specs.model import ModelSpec
 from llmsim.specs.parallelism import Parallelism
@@ -65,31 +66,59 @@ class CostModel:
     engine: EngineProfile = CUDA_GRAPHS
 
     def __post_init__(self) -> None:
-        from llmsim.costmodel.efficiency import DEFAULT
         if self.calibration is None:
             object.__setattr__(self, "calibration", DEFAULT)
         self.parallelism.check_model(self.model)
+        table = build_operator_table(self.model, self.parallelism, self.precision, self.math_dtype)
+        object.__setattr__(self, "_table", table)
+        object.__setattr__(self, "_plan", _EfficiencyPlan(self, table))
 
     @property
     def math_dtype(self) -> str:
         """Dtype of the GEMM math on this GPU."""
         return self.precision.math_dtype(self.gpu.supports)
 
+    @property
+    def operators(self) -> OperatorTable:
+        """The operator table this cost model prices."""
+        return self._table
+
     def price(self, features: BatchFeatures, *, breakdown: bool = True) -> IterationCost:
-        """Price every iteration in ``features`` (vectorised; cost is nearly independent of their number)."""
-        ops = iteration_ops(self.model, self.parallelism, self.precision, features, self.math_dtype)
-        costs = [self._op_cost(op) for op in ops]
+        """Price every iteration in ``features`` (vectorised; cost is nearly independent of their number).
+
+        Results do not depend on how many iterations are priced together: every reduction runs in a fixed
+        order (no BLAS), so fast-forwarded and step-by-step simulations agree bit for bit.
+        """
+        table = self._table
+        x = table.feature_matrix(features)
+        flops, nbytes = _combine(self._plan.flops_terms, x), _combine(self._plan.bytes_terms, x)
+        active = x[table.active_index] > 0
+        kernels = table.kernels[:, None] * active
+        eff = self._plan.efficiency(flops, nbytes, x, kernels)
+        compute_s = flops / self._plan.peaks[:, None]
+        memory_s = nbytes / self.gpu.memory_bandwidth_bytes_per_s
+        time = np.maximum(compute_s, memory_s) / eff + kernels * self.calibration.launch_s
+        coll = self._plan.collective_rows
+        if coll.size:
+            link = self.gpu.intra_node_link
+            wire = 2.0 * (self.parallelism.tp - 1) / self.parallelism.tp * nbytes[coll]
+            time[coll] = wire / (link.bandwidth_bytes_per_s * eff[coll]) + kernels[coll] * link.latency_s
+        time = np.where(active, time, 0.0)
         gpu = np.zeros(len(features))
-        for c in costs:  # operator by operator: the same additions whatever the number of iterations priced
-            gpu = gpu + c.time_s
-        sends = pipeline_sends(self.model, self.parallelism, features.new_tokens)
+        for row in time:  # operator by operator, in a fixed order
+            gpu = gpu + row
+        new_tokens = x[FEATURES.index("new_tokens")]
+        sends = pipeline_send_bytes(self.model, self.parallelism, new_tokens)
         if sends is not None:
             link = self.gpu.intra_node_link
             hops = self.parallelism.pp - 1
-            gpu = gpu + hops * (link.latency_s + sends / link.bandwidth_bytes_per_s) * (features.new_tokens > 0)
+            gpu = gpu + hops * (link.latency_s + sends / link.bandwidth_bytes_per_s) * (new_tokens > 0)
         overhead = self.engine.overhead_s(features, self.model.num_layers)
-        return IterationCost(total_s=gpu + overhead, gpu_s=gpu, overhead_s=overhead,
-                             ops=tuple(costs) if breakdown else ())
+        ops = ()
+        if breakdown:
+            ops = tuple(OpCost(op.name, op.op_class, flops[i], nbytes[i], time[i], compute_s[i] > memory_s[i],
+                               eff[i], kernels[i]) for i, op in enumerate(table.operators))
+        return IterationCost(total_s=gpu + overhead, gpu_s=gpu, overhead_s=overhead, ops=ops)
 
     def iteration_time_s(self, shape: IterationShape) -> float:
         """Seconds for one iteration given exactly (a convenience over :meth:`price`)."""
@@ -99,52 +128,71 @@ class CostModel:
         """Seconds per iteration, without the per-operator breakdown."""
         return self.price(features, breakdown=False).total_s
 
-    # -- one operator -------------------------------------------------------------------------------
-    def _op_cost(self, op: OpWork) -> OpCost:
-        if op.op_class == "collective":
-            return self._collective_cost(op)
-        peak = self.gpu.peak_for(op.math_dtype if op.op_class.startswith("gemm") else "bf16")
-        compute_s = op.flops / peak
-        memory_s = op.bytes / self.gpu.memory_bandwidth_bytes_per_s
-        eff = self._efficiency(op)
-        time = np.maximum(compute_s, memory_s) / eff + op.kernels * self.calibration.launch_s
-        time = np.where(op.kernels > 0, time, 0.0)
-        return OpCost(op.name, op.op_class, op.flops, op.bytes, time, compute_s > memory_s, eff, op.kernels)
 
-    def _collective_cost(self, op: OpWork) -> OpCost:
-        """Ring all-reduce: each GPU sends and receives 2 (tp - 1) / tp of the message, plus a latency per call."""
-        tp = self.parallelism.tp
-        link = self.gpu.intra_node_link
-        calls = op.kernels
-        wire = 2.0 * (tp - 1) / tp * op.bytes
-        eff = _lookup(self.calibration.curve("collective"), _log2(op.message_bytes))
-        time = np.where(calls > 0, wire / (link.bandwidth_bytes_per_s * eff) + calls * link.latency_s, 0.0)
-        return OpCost(op.name, op.op_class, op.flops, op.bytes, time, np.zeros(time.shape, bool), eff, calls)
+def _terms(coefficients: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """The non-zero columns of a coefficient matrix, as (feature index, column vector) pairs."""
+    return [(j, coefficients[:, j:j + 1].copy()) for j in range(coefficients.shape[1]) if coefficients[:, j].any()]
 
-    def _efficiency(self, op: OpWork) -> np.ndarray:
-        cal = self.calibration
-        if op.op_class == "gemm":
-            return self._gemm_efficiency(op)
-        if op.op_class == "attn_decode":
-            table = cal.curve("attn_decode")
-            if isinstance(table, Table2D):
-                return table(_log2(op.decode_seqs), _log2(op.decode_ctx_mean))
-            return _lookup(table, _log2(op.bytes))
-        if op.op_class == "attn_prefill":
-            return _lookup(cal.curve("attn_prefill"), _log2(op.flops / self.model.num_layers))
-        return _lookup(cal.curve("elementwise"), _log2(op.bytes / np.maximum(op.kernels, 1)))
 
-    def _gemm_efficiency(self, op: OpWork) -> np.ndarray:
-        cal = self.calibration
+def _combine(terms: list[tuple[int, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """``coefficients @ x`` as a fixed-order sum of outer products (bit-identical for any number of columns)."""
+    j, column = terms[0]
+    out = column * x[j]
+    for j, column in terms[1:]:
+        out = out + column * x[j]
+    return out
+
+
+class _EfficiencyPlan:
+    """Which efficiency curve each operator uses, resolved once per cost model."""
+
+    def __init__(self, cm: "CostModel", table: OperatorTable) -> None:
+        cal, ops = cm.calibration, table.operators
+        self.layers = cm.model.num_layers
+        self.peaks = np.array([cm.gpu.peak_for(op.math_dtype if op.op_class == "gemm" else "bf16") for op in ops])
+        self.collective_rows = np.array([i for i, op in enumerate(ops) if op.op_class == "collective"], dtype=int)
+        self.elementwise_rows = np.array([i for i, op in enumerate(ops) if op.op_class == "elementwise"], dtype=int)
+        self.decode_row = next(i for i, op in enumerate(ops) if op.op_class == "attn_decode")
+        self.prefill_row = next(i for i, op in enumerate(ops) if op.op_class == "attn_prefill")
+        self.gemms = [(i, *self._gemm_curve(cal, op)) for i, op in enumerate(ops) if op.op_class == "gemm"]
+        self.tokens_terms = _terms(np.stack([op.tokens for op in ops if op.op_class == "gemm"]))
+        self.flops_terms, self.bytes_terms = _terms(table.flops), _terms(table.bytes)
+        self.cal = cal
+
+    @staticmethod
+    def _gemm_curve(cal: CalibrationProfile, op) -> tuple[object, bool]:
+        """(curve, by_tokens): a shape-specific curve over log2 M, else the class curve over log2 intensity."""
         n, k = op.gemm_shape
         fp8 = op.math_dtype in ("fp8", "int8")
         for family in (("gemm_fp8", "gemm") if fp8 else ("gemm",)):
             shaped = cal.curve(f"{family}/{n}x{k}")
-            if shaped is not None:
-                return _lookup(shaped, _log2(op.tokens))
+            if shaped is not None and not (family == "gemm" and fp8):
+                return shaped, True
         generic = (cal.curve("gemm_fp8") if fp8 else None) or cal.curve("gemm")
-        intensity = op.flops / np.maximum(op.bytes, 1.0)
-        return _lookup(generic, _log2(intensity))
+        return generic, False
+
+    def efficiency(self, flops: np.ndarray, nbytes: np.ndarray, x: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+        """Efficiency of every operator for every iteration (same shape as ``flops``)."""
+        cal = self.cal
+        eff = np.ones_like(flops)
+        tokens = _combine(self.tokens_terms, x)
+        for j, (i, curve, by_tokens) in enumerate(self.gemms):
+            var = tokens[j] if by_tokens else flops[i] / np.maximum(nbytes[i], 1.0)
+            eff[i] = _lookup(curve, _log2(var))
+        rows = self.elementwise_rows
+        eff[rows] = _lookup(cal.curve("elementwise"), _log2(nbytes[rows] / np.maximum(kernels[rows], 1.0)))
+        d = x[FEATURES.index("decode_seqs")]
+        table = cal.curve("attn_decode")
+        if isinstance(table, Table2D):
+            ctx_mean = x[FEATURES.index("decode_ctx_tokens")] / np.maximum(d, 1.0)
+            eff[self.decode_row] = table(_log2(d), _log2(ctx_mean))
+        else:
+            eff[self.decode_row] = _lookup(table, _log2(nbytes[self.decode_row]))
+        eff[self.prefill_row] = _lookup(cal.curve("attn_prefill"), _log2(flops[self.prefill_row] / self.layers))
+        if self.collective_rows.size:
+            rows = self.collective_rows
+            eff[rows] = _lookup(cal.curve("collective"), _log2(nbytes[rows] / np.maximum(kernels[rows], 1.0)))
+        return eff
 
 
 def _log2(x: np.ndarray) -> np.ndarray:
@@ -154,6 +202,7 @@ def _log2(x: np.ndarray) -> np.ndarray:
 def _lookup(curve: Curve | Table2D | None, x: np.ndarray) -> np.ndarray:
     if curve is None:
         return np.ones_like(x)
+    x = np.asarray(x)
     if isinstance(curve, Table2D):  # a 2-D table used with one variable: take its first column
         return Curve(curve.x_knots, curve.eff[:, 0])(x)
     return curve(x)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmsim.costmodel import BatchFeatures, IterationShape, PromptChunk
-from llmsim.costmodel.operators import Precision, iteration_ops
-from llmsim.specs import Parallelism
+from llmsim.costmodel import DATASHEET, BatchFeatures, CostModel, IterationShape, PromptChunk
+from llmsim.costmodel.operators import Precision
+from llmsim.specs import Parallelism, load_hardware
 
 
 def _ops(model, shape, par=Parallelism(), prec=Precision()):
-    return {op.name: op for op in iteration_ops(model, par, prec, BatchFeatures.from_shapes([shape]), "bf16")}
+    cm = CostModel(model, load_hardware("h100-sxm"), par, prec, DATASHEET)
+    return {op.name: op for op in cm.price(BatchFeatures.from_shapes([shape])).ops if op.kernels[0] > 0}
 
 
 def test_llama3_8b_has_8_billion_parameters(llama3_8b):
