@@ -82,11 +82,33 @@ def run(scenario: Scenario | str | Path | Mapping[str, Any], overrides: Sequence
     summary["time_by_operator_s"] = operator_time(iterations, pools)
     summary["reproduce"] = {"llmsim_version": __version__, "seed": sc.seed, "calibration": sc.calibration.name,
                             "engine_profile": sc.engine.name}
+    band = prediction_band(sc.calibration.band, summary["latency_s"])
+    if band is not None:
+        summary["prediction_band"] = band
     info = {"llmsim_version": __version__, "scenario_source": sc.source, "seed": sc.seed,
             "calibration": sc.calibration_source, "engine_profile": sc.engine.name,
             "wall_time_s": time.perf_counter() - wall0, "simulation_wall_time_s": sim_wall,
             "python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
     return RunResult(sc, requests, iterations, summary, itl_frame(raw), info)
+
+
+def prediction_band(band: Mapping[str, Any], latency: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The 90% band of each latency statistic, from the calibration's whole-iteration error quantiles.
+
+    Approximation: every iteration of a run is off by the same relative error, so a latency scales with it.
+    Under heavy queueing errors compound and the true band is wider.
+    """
+    if not band or "q05" not in band or "q95" not in band:
+        return None
+    lo, hi = 1.0 + float(band["q05"]), 1.0 + float(band["q95"])
+    out: dict[str, Any] = {"q05": band["q05"], "q95": band["q95"], "source": band.get("source", ""),
+                           "method": "latency x (1 + q05) .. latency x (1 + q95); errors assumed shared by all "
+                                     "iterations, so the band is narrower than the truth under heavy queueing"}
+    for metric in ("ttft", "tpot", "itl", "e2e"):
+        stats = latency.get(metric, {})
+        out[metric] = {p: ([stats[p] * lo, stats[p] * hi] if stats.get(p) is not None else None)
+                       for p in ("p50", "p90", "p99")}
+    return out
 
 
 def requests_from_trace(trace: Trace) -> RequestsIn:

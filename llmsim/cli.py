@@ -153,8 +153,12 @@ def estimate(model: str = typer.Option(..., "--model", help="Built-in model, con
     rows = breakdown_table(cost)
     total_ms = float(cost.total_s[0]) * 1e3
     if as_json:
+        band = cm.calibration.band
+        band_ms = ([total_ms * (1 + band["q05"]), total_ms * (1 + band["q95"])] if band.get("q05") is not None
+                   else None)
         typer.echo(json.dumps({"model": cm.model.name, "hardware": cm.gpu.name, "tp": tp, "pp": pp,
                                "calibration": cm.calibration.name, "engine": cm.engine.name, "total_ms": total_ms,
+                               "band_90_ms": band_ms,
                                "gpu_ms": float(cost.gpu_s[0]) * 1e3, "overhead_ms": float(cost.overhead_s[0]) * 1e3,
                                "ops": [{**r, "time_ms": r["time_s"] * 1e3} for r in rows]}, indent=2))
         return
@@ -167,7 +171,13 @@ def estimate(model: str = typer.Option(..., "--model", help="Built-in model, con
                       f"{r['efficiency']:.2f}", str(r["kernels"]))
     console = _console()
     console.print(table)
-    console.print(f"iteration time: {total_ms:.4f} ms")
+    band = cm.calibration.band
+    if band.get("q05") is not None:
+        console.print(f"iteration time: {total_ms:.4f} ms, 90% band {total_ms * (1 + band['q05']):.4f} to "
+                      f"{total_ms * (1 + band['q95']):.4f} ms ({band.get('source', 'calibration residuals')})")
+    else:
+        console.print(f"iteration time: {total_ms:.4f} ms (no prediction band: calibration "
+                      f"'{cm.calibration.name}' has no whole-iteration validation)")
 
 
 def _flag(parse, text: str, flag: str):
@@ -232,9 +242,14 @@ def run(scenario: str = typer.Argument("quickstart", help="Scenario YAML, or a b
 def print_summary(summary: dict, *, title: str) -> None:
     """The end-of-run table: latency percentiles, throughput, SLO attainment."""
     from rich.table import Table
-    table = Table("metric", "mean", "p50", "p90", "p99", title=title)
+    band = summary.get("prediction_band")
+    cols = ["metric", "mean", "p50", "p90", "p99"] + (["p50 90% band", "p99 90% band"] if band else [])
+    table = Table(*cols, title=title)
     for name, stats in summary["latency_s"].items():
-        table.add_row(f"{name.upper()} ms", *[_ms(stats.get(k)) for k in ("mean", "p50", "p90", "p99")])
+        row = [f"{name.upper()} ms", *[_ms(stats.get(k)) for k in ("mean", "p50", "p90", "p99")]]
+        if band:
+            row += [_band(band[name].get(p)) for p in ("p50", "p99")]
+        table.add_row(*row)
     console = _console()
     console.print(table)
     req, thr, slo = summary["requests"], summary["throughput"], summary["slo"]
@@ -246,6 +261,10 @@ def print_summary(summary: dict, *, title: str) -> None:
 
 def _ms(value) -> str:
     return "-" if value is None else f"{value * 1e3:.2f}"
+
+
+def _band(pair) -> str:
+    return "-" if not pair else f"{pair[0] * 1e3:.2f} to {pair[1] * 1e3:.2f}"
 
 
 @app.command()
@@ -280,6 +299,17 @@ def _fmt(value) -> str:
         return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
+
+def _register_commands() -> None:
+    """Commands that live with their layer: reports, sweeps and capacity, calibration."""
+    from llmsim.calibration.cli import register as register_calibration
+    from llmsim.report.cli import register as register_report
+    from llmsim.sweep.cli import register as register_sweep
+    for register in (register_report, register_sweep, register_calibration):
+        register(app)
+
+
+_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

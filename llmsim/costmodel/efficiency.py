@@ -118,6 +118,11 @@ class CalibrationProfile:
     launch_s: float = 0.0
     source: str = ""
     residuals: Mapping[str, Any] = field(default_factory=dict)
+    per_layer_s: float = 0.0
+    per_token_layer_s: float = 0.0
+    mixed_query_tile: int = 0
+    band: Mapping[str, Any] = field(default_factory=dict)
+    time_scale: Mapping[str, float] = field(default_factory=dict)
 
     def curve(self, key: str) -> Curve | Table2D | None:
         """The curve stored under ``key``, or None."""
@@ -126,8 +131,12 @@ class CalibrationProfile:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML (the calibration file format)."""
         return {"name": self.name, "source": self.source, "launch_s": float(f"{self.launch_s:.4g}"),
-                "curves": {k: v.to_dict() for k, v in sorted(self.curves.items())},
-                "residuals": dict(self.residuals)}
+                "per_layer_s": float(f"{self.per_layer_s:.4g}"),
+                "per_token_layer_s": float(f"{self.per_token_layer_s:.4g}"),
+                "mixed_query_tile": int(self.mixed_query_tile),
+                "time_scale": {k: float(f"{v:.4g}") for k, v in self.time_scale.items()}, "band": dict(self.band),
+                "residuals": dict(self.residuals),
+                "curves": {k: v.to_dict() for k, v in sorted(self.curves.items())}}
 
     def save(self, path: Path) -> None:
         """Write the profile as YAML (does not overwrite user files: the caller decides the path)."""
@@ -177,12 +186,36 @@ def load_calibration(path: Path) -> CalibrationProfile:
             raise exc.located(source=path, where_prefix=f"curves.{key}") from None
         except (TypeError, ValueError, KeyError) as exc:
             raise InputError(f"malformed curve: {exc}", source=path, where=f"curves.{key}") from None
-    try:
-        launch_s = float(data.get("launch_s", 0.0))
-    except (TypeError, ValueError):
-        raise InputError("expected seconds", source=path, where="launch_s", value=data.get("launch_s")) from None
-    return CalibrationProfile(name=str(data.get("name", Path(path).stem)), curves=curves, launch_s=launch_s,
-                              source=str(data.get("source", path)), residuals=data.get("residuals") or {})
+    terms = {}
+    for key in ("launch_s", "per_layer_s", "per_token_layer_s", "mixed_query_tile"):
+        try:
+            terms[key] = float(data.get(key, 0.0))
+        except (TypeError, ValueError):
+            raise InputError("expected a number", source=path, where=key, value=data.get(key)) from None
+        if not np.isfinite(terms[key]) or terms[key] < 0:
+            raise InputError("expected a number >= 0", source=path, where=key, value=data.get(key))
+    return CalibrationProfile(name=str(data.get("name", Path(path).stem)), curves=curves, launch_s=terms["launch_s"],
+                              source=str(data.get("source", path)), residuals=data.get("residuals") or {},
+                              per_layer_s=terms["per_layer_s"], per_token_layer_s=terms["per_token_layer_s"],
+                              mixed_query_tile=int(terms["mixed_query_tile"]), band=data.get("band") or {},
+                              time_scale=_time_scale(data.get("time_scale"), path))
+
+
+def _time_scale(raw: Any, path: Path) -> dict[str, float]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping of operator class to a time multiplier", source=path,
+                         where="time_scale", value=raw)
+    out = {}
+    for key, value in raw.items():
+        if key not in CLASS_VARIABLES:
+            raise InputError(f"unknown operator class; expected one of {', '.join(CLASS_VARIABLES)}", source=path,
+                             where=f"time_scale.{key}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InputError("expected a positive multiplier", source=path, where=f"time_scale.{key}", value=value)
+        out[key] = float(value)
+    return out
 
 
 def _curve_from_dict(spec: Mapping[str, Any]) -> Curve | Table2D:

@@ -25,12 +25,18 @@ from llmsim.specs._yaml import read_yaml_mapping
 
 @dataclass(frozen=True)
 class HostTerms:
-    """Host-side seconds of one iteration: fixed + per layer + per sequence + per new token."""
+    """Host-side seconds of one iteration: fixed + per layer + per sequence + per new token.
+
+    ``launch_s`` is the host time to launch one kernel when kernels are launched one by one (eager mode):
+    a kernel shorter than that leaves the GPU waiting, so each operator then takes at least
+    ``kernels x launch_s`` (applied by the cost model operator by operator).
+    """
 
     fixed_s: float = 0.0
     per_layer_s: float = 0.0
     per_seq_s: float = 0.0
     per_token_s: float = 0.0
+    launch_s: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -53,11 +59,15 @@ class EngineProfile:
     graph_max_seqs: int = 512
     source: str = ""
 
+    def graphed(self, f: BatchFeatures) -> np.ndarray:
+        """True for iterations replayed from CUDA graphs (decode-only, at most ``graph_max_seqs``)."""
+        return (f.prefill_tokens == 0) & (f.decode_seqs <= self.graph_max_seqs)
+
     def overhead_s(self, f: BatchFeatures, layers: int) -> np.ndarray:
         """Host seconds added to each iteration in ``f``."""
         seqs = f.decode_seqs + f.prefill_chunks
         tokens = f.new_tokens
-        graphed = (f.prefill_tokens == 0) & (f.decode_seqs <= self.graph_max_seqs)
+        graphed = self.graphed(f)
         active = tokens > 0
         host = np.where(graphed, self.graph.seconds(layers, seqs, tokens), self.eager.seconds(layers, seqs, tokens))
         return np.where(active, host, 0.0)

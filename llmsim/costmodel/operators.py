@@ -34,7 +34,7 @@ LOGIT_BYTES = 4.0  # logits are sampled in fp32
 
 #: Rows of the feature matrix the coefficients multiply (``touched`` = expected distinct MoE experts).
 FEATURES = ("one", "prefill_tokens", "prefill_chunks", "prefill_attn_pairs", "prefill_kv_tokens", "decode_seqs",
-            "decode_ctx_tokens", "sampled", "new_tokens", "touched")
+            "decode_ctx_tokens", "sampled", "new_tokens", "touched", "mixed_decode_ctx")
 _F = {name: i for i, name in enumerate(FEATURES)}
 
 
@@ -107,6 +107,8 @@ class OperatorTable:
             x[i] = getattr(f, name)
         x[_F["new_tokens"]] = f.prefill_tokens + f.decode_seqs
         x[_F["touched"]] = _touched_experts(self.model, x[_F["new_tokens"]])
+        # decode (query, key) pairs of iterations that also prefill: one varlen attention call serves both
+        x[_F["mixed_decode_ctx"]] = np.where(f.prefill_tokens > 0, f.decode_ctx_tokens + f.decode_seqs, 0.0)
         return x
 
 
@@ -117,9 +119,20 @@ def _touched_experts(model: ModelSpec, tokens: np.ndarray) -> np.ndarray:
     return e * (1.0 - (1.0 - k / e) ** tokens)
 
 
-def build_operator_table(model: ModelSpec, par: Parallelism, prec: Precision, math_dtype: str) -> OperatorTable:
-    """The operators of one iteration of ``model`` split by ``par``, weights and KV stored as ``prec``."""
+def build_operator_table(model: ModelSpec, par: Parallelism, prec: Precision, math_dtype: str,
+                         mixed_query_tile: int = 0) -> OperatorTable:
+    """The operators of one iteration of ``model`` split by ``par``, weights and KV stored as ``prec``.
+
+    ``mixed_query_tile`` > 0 models a varlen attention kernel (FlashAttention-2 ``cu_seqlens``) serving a
+    batch that mixes prompt chunks and decodes: it computes every decode sequence as a tile of that many
+    query rows, so a mixed iteration pays ``tile - 1`` extra query rows per decode (see ``docs/cost_model.md``).
+    """
     ops = _attention_block(model, par, prec, math_dtype)
+    if mixed_query_tile > 1:
+        hq = model.num_heads // par.tp
+        padding = 4.0 * hq * model.head_dim * model.num_layers * (mixed_query_tile - 1) * lin(mixed_decode_ctx=1.0)
+        ops.append(Operator("attn_mixed_padding", "attn_prefill", padding, np.zeros(len(FEATURES)), 0.0,
+                            "mixed_decode_ctx"))
     ops += _mlp_block(model, par, prec, math_dtype)
     ops += _head(model, par)
     return OperatorTable(model, ops)

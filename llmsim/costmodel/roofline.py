@@ -38,9 +38,11 @@ class OpCost:
     kernels: np.ndarray
 
     def bound(self, i: int = 0) -> str:
-        """'compute', 'memory' or 'link' for iteration ``i``."""
+        """'compute', 'memory', 'link' or 'fixed' (composition terms) for iteration ``i``."""
         if self.op_class == "collective":
             return "link"
+        if self.op_class == "composition":
+            return "fixed"
         return "compute" if bool(self.compute_bound[i]) else "memory"
 
 
@@ -69,7 +71,8 @@ class CostModel:
         if self.calibration is None:
             object.__setattr__(self, "calibration", DEFAULT)
         self.parallelism.check_model(self.model)
-        table = build_operator_table(self.model, self.parallelism, self.precision, self.math_dtype)
+        table = build_operator_table(self.model, self.parallelism, self.precision, self.math_dtype,
+                                     self.calibration.mixed_query_tile)
         object.__setattr__(self, "_table", table)
         object.__setattr__(self, "_plan", _EfficiencyPlan(self, table))
 
@@ -104,10 +107,17 @@ class CostModel:
             wire = 2.0 * (self.parallelism.tp - 1) / self.parallelism.tp * nbytes[coll]
             time[coll] = wire / (link.bandwidth_bytes_per_s * eff[coll]) + kernels[coll] * link.latency_s
         time = np.where(active, time, 0.0)
+        eager_launch = self.engine.eager.launch_s
+        if eager_launch > 0:  # launched one by one, an operator takes at least its launches' host time
+            eager = ~self.engine.graphed(features)
+            time = np.where(eager, np.maximum(time, kernels * eager_launch), time)
         gpu = np.zeros(len(features))
         for row in time:  # operator by operator, in a fixed order
             gpu = gpu + row
         new_tokens = x[FEATURES.index("new_tokens")]
+        cal, layers = self.calibration, self.model.num_layers
+        other = (cal.per_layer_s * layers + cal.per_token_layer_s * layers * new_tokens) * (new_tokens > 0)
+        gpu = gpu + other
         sends = pipeline_send_bytes(self.model, self.parallelism, new_tokens)
         if sends is not None:
             link = self.gpu.intra_node_link
@@ -118,6 +128,10 @@ class CostModel:
         if breakdown:
             ops = tuple(OpCost(op.name, op.op_class, flops[i], nbytes[i], time[i], compute_s[i] > memory_s[i],
                                eff[i], kernels[i]) for i, op in enumerate(table.operators))
+            if cal.per_layer_s or cal.per_token_layer_s:
+                zero = np.zeros(len(features))
+                ops += (OpCost("other_kernels", "composition", zero, zero, other, zero.astype(bool),
+                               np.ones(len(features)), (new_tokens > 0) * float(layers)),)
         return IterationCost(total_s=gpu + overhead, gpu_s=gpu, overhead_s=overhead, ops=ops)
 
     def iteration_time_s(self, shape: IterationShape) -> float:
@@ -153,11 +167,12 @@ class _EfficiencyPlan:
         self.collective_rows = np.array([i for i, op in enumerate(ops) if op.op_class == "collective"], dtype=int)
         self.elementwise_rows = np.array([i for i, op in enumerate(ops) if op.op_class == "elementwise"], dtype=int)
         self.decode_row = next(i for i, op in enumerate(ops) if op.op_class == "attn_decode")
-        self.prefill_row = next(i for i, op in enumerate(ops) if op.op_class == "attn_prefill")
+        self.prefill_rows = np.array([i for i, op in enumerate(ops) if op.op_class == "attn_prefill"], dtype=int)
         self.gemms = [(i, *self._gemm_curve(cal, op)) for i, op in enumerate(ops) if op.op_class == "gemm"]
         self.tokens_terms = _terms(np.stack([op.tokens for op in ops if op.op_class == "gemm"]))
         self.flops_terms, self.bytes_terms = _terms(table.flops), _terms(table.bytes)
         self.cal = cal
+        self.scales = [(i, cal.time_scale[op.op_class]) for i, op in enumerate(ops) if op.op_class in cal.time_scale]
 
     @staticmethod
     def _gemm_curve(cal: CalibrationProfile, op) -> tuple[object, bool]:
@@ -188,10 +203,13 @@ class _EfficiencyPlan:
             eff[self.decode_row] = table(_log2(d), _log2(ctx_mean))
         else:
             eff[self.decode_row] = _lookup(table, _log2(nbytes[self.decode_row]))
-        eff[self.prefill_row] = _lookup(cal.curve("attn_prefill"), _log2(flops[self.prefill_row] / self.layers))
+        rows = self.prefill_rows
+        eff[rows] = _lookup(cal.curve("attn_prefill"), _log2(flops[rows] / self.layers))
         if self.collective_rows.size:
             rows = self.collective_rows
             eff[rows] = _lookup(cal.curve("collective"), _log2(nbytes[rows] / np.maximum(kernels[rows], 1.0)))
+        for i, scale in self.scales:
+            eff[i] = eff[i] / scale
         return eff
 
 
@@ -212,7 +230,7 @@ def breakdown_table(cost: IterationCost, i: int = 0) -> list[dict[str, object]]:
     """Per-operator rows for iteration ``i``: name, class, FLOPs, bytes, time_s, bound, efficiency, kernels."""
     rows = []
     for op in cost.ops:
-        if op.kernels[i] <= 0:
+        if op.kernels[i] <= 0 and op.time_s[i] <= 0:
             continue
         rows.append({"op": op.name, "class": op.op_class, "flops": float(op.flops[i]), "bytes": float(op.bytes[i]),
                      "time_s": float(op.time_s[i]), "bound": op.bound(i), "efficiency": float(op.efficiency[i]),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import quote
 
 __all__ = ["write_report", "default_figures_dir", "figure_files"]
 
@@ -40,14 +41,13 @@ def write_report(run_dirs: Sequence[str | Path], out_html: str | Path, *, figure
                  title: str | None = None) -> Path:
     """Write a self-contained HTML report of one run, or a side-by-side comparison of several.
 
-    Every figure is also written as ``<slug>.png`` and ``<slug>.svg`` into ``figures_dir`` (default
-    :func:`default_figures_dir`). Existing files at those paths are replaced: the command line checks
-    first and refuses without ``--overwrite``. Output is deterministic: the same runs give the same bytes.
+    Every figure is also written as ``<slug>.png`` and ``<slug>.svg`` into ``figures_dir``. Existing files
+    there are replaced (the command line refuses without ``--overwrite``). Same runs give the same bytes.
 
     Args:
         run_dirs: folders written by ``llmsim run`` (legends and columns are named after the folders).
         out_html: the HTML file to write (parent folders are created).
-        figures_dir: where the PNG/SVG copies go.
+        figures_dir: where the PNG/SVG copies go (default :func:`default_figures_dir`).
         title: the page title (default "llmsim report: a vs b").
 
     Returns:
@@ -70,7 +70,7 @@ def write_report(run_dirs: Sequence[str | Path], out_html: str | Path, *, figure
     with report_style():
         figs = build_figures(runs)
     _write_figures(fig_dir, figs.values())
-    href = Path(os.path.relpath(fig_dir.resolve(), out.resolve().parent)).as_posix()
+    href = quote(Path(os.path.relpath(fig_dir.resolve(), out.resolve().parent)).as_posix())
     html = page(title or default_title(runs), _subtitle_with_files(subtitle(runs), fig_dir),
                 build_sections(runs, figs, href))
     out.parent.mkdir(parents=True, exist_ok=True)

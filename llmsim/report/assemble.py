@@ -15,16 +15,20 @@ from llmsim.report.tables import notes, scenario_differences, slo_table, summary
 
 #: slug -> (title, caption, figure function, minimum number of runs). The slug names the PNG/SVG files.
 FIGURES: dict[str, tuple[str, str, Callable[[Sequence[RunData]], Figure], int]] = {
-    "latency_cdf": ("Latency CDFs", "Empirical CDFs over finished requests: TTFT and TPOT (ms), ITL (ms, every "
+    "latency_cdf": ("Latency CDFs", "Empirical CDFs over finished requests: TTFT and TPOT (ms; s when a p99 "
+                    "exceeds 10 s), ITL (ms, every "
                     "inter-token gap, weighted by its count), E2E latency (s). Dotted lines: SLO targets.",
                     lat.latency_cdfs, 1),
-    "latency_over_time": ("Latency over time", "TTFT (ms) and E2E (s) p50 (solid) and p99 (dashed) of the "
+    "latency_over_time": ("Latency over time", "TTFT (ms, or s) and E2E (s) p50 (solid) and p99 (dashed) of the "
                           "requests arriving in each time bin; bottom: arrivals and completions per second.",
                           lat.latency_over_time, 1),
     "batch_kv": ("Batch size and KV cache", "Sequences per iteration (decodes plus prompt chunks) and KV "
-                 "blocks in use (% of each replica's blocks), per time bin.", eng.batch_and_kv, 1),
-    "timeline": ("Request timeline", "The first requests by arrival: queueing (grey line), prefill (orange: "
-                 "first scheduled to first token), decode (blue: first token to finish).",
+                 "blocks in use (% of each replica's blocks), per time bin. The line is weighted by iteration "
+                 "time, so long iterations count for their duration (summary.json's batch size counts every "
+                 "iteration once).", eng.batch_and_kv, 1),
+    "timeline": ("Request timeline", "The first requests by arrival: queueing (grey line: arrival to first "
+                 "scheduled), prefill (orange: first scheduled to first token; outlined so that short prefills "
+                 "show), decode (blue: first token to finish). Time spent preempted is not shown separately.",
                  eng.iteration_timeline, 1),
     "operator_time": ("Time by operator", "Seconds spent in each operator over the run, summed over replicas "
                       "(summary.json time_by_operator_s), with each one's share of the run's total.",
@@ -56,12 +60,11 @@ def build_sections(runs: Sequence[RunData], figs: dict[str, RenderedFigure], hre
     """The report's sections in reading order; ``href`` is the figures folder relative to the page."""
     diffs = scenario_differences(runs)
     scen = (table_html(diffs, "differences") if diffs.rows else "") + scenario_html(runs)
-    several = "one column per run; small figures give the change from the first run" if len(runs) > 1 else ""
+    several = " (one column per run; small figures give the change from the first run)" if len(runs) > 1 else ""
     sections = [
         Section("scenario", "Scenario", "The resolved scenario of each run" + (
             "; the table lists the keys that differ." if diffs.rows else "."), scen),
-        Section("summary", "Summary", f"From summary.json ({several})." if several else "From summary.json.",
-                table_html(summary_table(runs), "summary")),
+        Section("summary", "Summary", f"From summary.json{several}.", table_html(summary_table(runs), "summary")),
         Section("latency", "Latency distributions", "", _figure(figs, "latency_cdf", href)),
         Section("latency-over-time", "Latency over time", "", _figure(figs, "latency_over_time", href)),
         Section("batch-kv", "Batch size and KV cache", "", _figure(figs, "batch_kv", href)),

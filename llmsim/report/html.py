@@ -96,7 +96,7 @@ def notes_html(notes: Sequence[str]) -> str:
 
 def page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
     """The whole document: head with inline CSS, title, a table of contents and the sections."""
-    nav = "".join(f'<a href="#{escape(s.id)}">{escape(s.heading)}</a>' for s in sections)
+    nav = " ".join(f'<a href="#{escape(s.id)}">{escape(s.heading)}</a>' for s in sections)
     body = "".join(f'<section id="{escape(s.id)}"><h2>{escape(s.heading)}</h2>'
                    + (f"<p>{escape(s.intro)}</p>" if s.intro else "") + s.body + "</section>" for s in sections)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

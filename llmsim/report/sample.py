@@ -18,6 +18,12 @@ def _finite(values) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
+def finite_max(values, default: float = 0.0) -> float:
+    """The largest finite value (any shape), or ``default`` when there is none (no warning for all-NaN)."""
+    v = _finite(np.ravel(np.asarray(values, dtype=np.float64)))
+    return float(v.max()) if v.size else default
+
+
 def _grid(n: int, m: int) -> np.ndarray:
     """About ``m`` sorted, unique indices into ``range(n)``: evenly spread, plus denser towards the top tail."""
     tail = max(m // 4, 2)

@@ -66,6 +66,12 @@ def _mean_utilization(run: RunData) -> float | None:
     return sum(reps) / len(reps) if reps else None
 
 
+def _gpus(run: RunData) -> int | None:
+    """GPUs over all replicas (prefill and decode pools included), from summary.json."""
+    gpus = [r.get("gpus") for r in run.summary.get("replicas") or [] if isinstance(r, dict)]
+    return int(sum(gpus)) if gpus and all(isinstance(g, (int, float)) for g in gpus) else None
+
+
 def _parallelism(run: RunData) -> str:
     par = run.scenario.get("parallelism") or {}
     return f"{run.scenario.get('replicas', '-')} x (tp={par.get('tp', '-')}, pp={par.get('pp', '-')})"
@@ -80,6 +86,7 @@ SUMMARY_ROWS: list[tuple[str, str, Getter, float, bool]] = [
     ("Setup", "model", _scenario("model"), 1.0, False),
     ("Setup", "hardware", _scenario("hardware"), 1.0, False),
     ("Setup", "replicas x parallelism", _parallelism, 1.0, False),
+    ("Setup", "GPUs (all replicas and pools)", _gpus, 1.0, False),
     ("Requests", "requests total", _s("requests", "total"), 1.0, False),
     ("Requests", "finished", _s("requests", "finished"), 1.0, True),
     ("Requests", "rejected", _s("requests", "rejected"), 1.0, False),
@@ -126,7 +133,7 @@ def summary_table(runs: Sequence[RunData]) -> Table:
         if group not in groups.values():
             groups[len(rows)] = group
         rows.append([label, *[fmt(v, scale) for v in values]])
-        deltas.append(["", *[_delta(v, values[0]) if compare and len(runs) > 1 else "" for v in values[1:]]])
+        deltas.append(["", "", *[_delta(v, values[0]) if compare else "" for v in values[1:]]])
     return Table(header, rows, groups, deltas)
 
 

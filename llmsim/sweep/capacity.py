@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from llmsim.errors import InputError
 from llmsim.scenario import apply_override
@@ -122,7 +122,11 @@ def find_capacity(scenario: Any, slo: Sequence[SloTarget] = (), overrides: Seque
     50/90/95/99. ``simulate`` (default :func:`llmsim.api.run`) runs a Scenario; ``on_trial`` sees each trial.
     """
     _check_search(tolerance, max_runs)
-    base = _with_overrides(resolve_base(scenario, relative_to=None, source="scenario"), overrides)
+    if isinstance(scenario, Mapping):
+        base = BaseScenario(copy.deepcopy(dict(scenario)), "<scenario>", None)
+    else:
+        base = resolve_base(scenario, relative_to=None, source="capacity", where="SCENARIO")
+    base = _with_overrides(base, overrides)
     knob = rate_knob(base)
     targets = tuple(slo) or slo_from_scenario(build(base, ()).slo)
     search = _Search(base, knob, targets, simulate, on_trial, max_runs)
@@ -137,6 +141,7 @@ def find_capacity(scenario: Any, slo: Sequence[SloTarget] = (), overrides: Seque
 
 
 def _check_search(tolerance: float, max_runs: int) -> None:
+    """InputError naming the flag for a tolerance outside (0, 1) or fewer than 2 runs."""
     if not (0 < tolerance < 1):
         raise InputError("expected a relative tolerance in (0, 1)", source="--tolerance", value=tolerance)
     if max_runs < 2:
@@ -152,6 +157,7 @@ def _with_overrides(base: BaseScenario, overrides: Sequence[str]) -> BaseScenari
 
 
 def _width(low: Trial, high: Trial) -> float:
+    """Relative width (high - low) / low of a bracket."""
     return (high.rate_per_s - low.rate_per_s) / low.rate_per_s
 
 
@@ -196,6 +202,7 @@ class _Search:
         return self._halve(first)
 
     def _double(self, low: Trial) -> tuple[Trial, Trial | None]:
+        """Double from a passing trial until one fails (or runs run out: no upper end)."""
         while self.can_run():
             t = self.trial(low.rate_per_s * 2, below=low)
             if not t.passed:
@@ -204,6 +211,7 @@ class _Search:
         return low, None
 
     def _halve(self, high: Trial) -> tuple[Trial | None, Trial]:
+        """Halve from a failing trial until one passes (or the rate is negligible: no lower end)."""
         floor = self.knob.first_rate_per_s * MIN_RATE_FRACTION
         while self.can_run() and high.rate_per_s / 2 >= floor:
             t = self.trial(high.rate_per_s / 2)
@@ -221,6 +229,7 @@ def _saturated(below: Trial, first_token_rate_per_s: float | None) -> bool:
 
 
 def _default_simulate(sc):
+    """:func:`llmsim.api.run` (imported late: the engine is heavy)."""
     from llmsim.api import run
     return run(sc)
 

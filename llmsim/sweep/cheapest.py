@@ -44,6 +44,7 @@ class Cheapest:
 
 
 def _fmt(value: Any) -> str:
+    """A dollar amount to 3 decimals, "-" when missing."""
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
@@ -96,6 +97,7 @@ def _plain_row(row: pd.Series) -> dict[str, Any]:
 
 
 def _finite(value: Any) -> bool:
+    """True for a finite number (not None, NA, NaN or text)."""
     try:
         return value is not None and value is not pd.NA and math.isfinite(float(value))
     except (TypeError, ValueError):

@@ -76,17 +76,21 @@ def capacity(scenario: str = typer.Argument(..., help="Scenario YAML, or a built
 
 
 def _print_capacity(result) -> None:
-    """The latency curve (every rate tried, sorted, with its p99s) and the answer line."""
+    """The latency curve (every rate tried, sorted, with its p99s) and the answer line.
+
+    served = first tokens/s (see llmsim.sweep.slo); throughput = finished requests over the makespan.
+    """
     from rich.table import Table
     from llmsim.cli import _console
     slo = ", ".join(f"{t.name} <= {t.limit_s:g} s" for t in result.slo) or "no SLO targets (stability only)"
     names = [f"{m}_p99" for m in ("ttft", "tpot", "itl", "e2e")]
     names += [t.name for t in result.slo if t.name not in names]
-    table = Table("rate req/s", "throughput req/s", *[f"{n} ms" for n in names], "verdict",
+    table = Table("rate req/s", "served req/s", "throughput req/s", *[f"{n} ms" for n in names], "verdict",
                   title=f"latency curve ({slo}; knob {result.knob})")
     for t in result.curve():
         mark = " <- capacity" if t.rate_per_s == result.rate_per_s else ""
-        table.add_row(f"{t.rate_per_s:.4g}", f"{t.throughput_requests_per_s:.4g}",
+        served = "-" if t.first_token_rate_per_s is None else f"{t.first_token_rate_per_s:.4g}"
+        table.add_row(f"{t.rate_per_s:.4g}", served, f"{t.throughput_requests_per_s:.4g}",
                       *[_ms(t.percentiles_s.get(n)) for n in names], ("pass" if t.passed else f"fail: {t.reason}") + mark)
     _console().print(table)
     typer.echo(_capacity_line(result))
@@ -130,7 +134,8 @@ def cheapest(results: Path = typer.Argument(..., help="A sweep's results folder.
                                "qualifying_points": list(pick.qualifying), "cheapest": pick.row}, indent=2))
     else:
         typer.echo(pick.describe(keys))
-    files = save_figure(pareto_figure(table, pick.row["point"] if pick.row else None), results / "cheapest-pareto")
+    chart = pareto_figure(table, pick.row["point"] if pick.row else None, {t.column: t.limit_s for t in targets})
+    files, _ = save_figure(chart, results / "cheapest-pareto")
     if not as_json:
         typer.echo(f"wrote {files[0]} and {files[1]}")
 
@@ -156,6 +161,7 @@ def _print_table(table, keys: tuple[str, ...], *, title: str) -> None:
 
 
 def _num(value: Any, scale: float) -> str:
+    """``value x scale`` to 4 significant digits, "-" when missing."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -164,6 +170,7 @@ def _num(value: Any, scale: float) -> str:
 
 
 def _flag(value: Any) -> str:
+    """yes / no / - for a nullable boolean."""
     import pandas as pd
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -171,5 +178,6 @@ def _flag(value: Any) -> str:
 
 
 def _ms(value: Any) -> str:
+    """Seconds as milliseconds with 2 decimals, "-" when missing."""
     return "-" if value is None else f"{value * 1e3:.2f}"
 

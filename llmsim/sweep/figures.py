@@ -28,8 +28,13 @@ AXIS_METRICS = (("ttft_p99_s", "p99 TTFT (ms)", 1e3), ("tpot_p99_s", "p99 TPOT (
 MAX_LABELLED_LINES = 8
 
 
-def pareto_figure(table: pd.DataFrame, highlight: int | None = None) -> Figure:
-    """Output tokens/s per GPU against p99 TTFT and p99 TPOT; the front joined, ``highlight`` starred."""
+def pareto_figure(table: pd.DataFrame, highlight: int | None = None,
+                  limits_s: dict[str, float] | None = None) -> Figure:
+    """Output tokens/s per GPU against p99 TTFT and p99 TPOT; the front joined, ``highlight`` starred.
+
+    ``limits_s`` maps a latency column (``ttft_p99_s``) to its SLO limit, drawn as a dashed line. The
+    latency axis is logarithmic when the values span more than two decades (overloaded points).
+    """
     fig = Figure(figsize=(11, 4.4), layout="constrained")
     axes = fig.subplots(1, len(PARETO_LATENCIES))
     ok = table[table["status"] == "ok"]
@@ -45,6 +50,9 @@ def pareto_figure(table: pd.DataFrame, highlight: int | None = None) -> Figure:
             r = ok.set_index("point").loc[highlight]
             ax.scatter([r[THROUGHPUT_PER_GPU]], [r[column] * 1e3], marker="*", s=220, color="#d1495b",
                        zorder=5, label=f"cheapest (point {highlight})")
+        if limits_s and column in limits_s:
+            ax.axhline(limits_s[column] * 1e3, ls="--", color="#d1495b", lw=1, label="SLO")
+        _log_if_wide(ax, ok[column])
         ax.set_xlabel("output tokens/s per GPU")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -53,33 +61,38 @@ def pareto_figure(table: pd.DataFrame, highlight: int | None = None) -> Figure:
     return fig
 
 
+def _log_if_wide(ax, values: pd.Series) -> None:
+    """Use a logarithmic y axis when the positive ``values`` span more than two decades."""
+    v = values.dropna().astype(float)
+    v = v[v > 0]
+    if len(v) and v.max() / v.min() > 100:
+        ax.set_yscale("log")
+
+
 def dimension_groups(axes_keys: Sequence[str], zip_keys: Sequence[str]) -> list[tuple[str, ...]]:
     """The sweep's dimensions: each axis alone, and the zip keys together (they vary as one)."""
     return [(k,) for k in axes_keys] + ([tuple(zip_keys)] if zip_keys else [])
 
 
-def axis_figure(table: pd.DataFrame, group: tuple[str, ...], others: Sequence[tuple[str, ...]]) -> Figure:
-    """p99 TTFT, p99 TPOT and output tokens/s against one dimension; one line per setting of the others."""
+def axis_figure(table: pd.DataFrame, group: tuple[str, ...], others: Sequence[tuple[str, ...]],
+                limits_s: dict[str, float] | None = None) -> Figure:
+    """p99 TTFT, p99 TPOT and output tokens/s against one dimension; one line per setting of the others.
+
+    ``limits_s`` (latency column -> SLO limit, seconds) adds dashed SLO lines.
+    """
     fig = Figure(figsize=(12, 3.8), layout="constrained")
     axes = fig.subplots(1, len(AXIS_METRICS))
     x_labels, x_of = _positions(table, group)
+    x = pd.Series([x_of[_key(table, group, i)] for i in table.index], index=table.index)
     other_cols = [k for g in others for k in g]
-    combos = _combinations(table, other_cols)
-    many = len(combos) > MAX_LABELLED_LINES
     for ax, (column, label, scale) in zip(axes, AXIS_METRICS):
-        for combo in combos:
-            rows = _select(table, other_cols, combo).copy()
-            rows["_x"] = [x_of[_key(table, group, i)] for i in rows.index]
-            rows = rows.sort_values("_x", kind="stable")
-            y = np.where(rows["status"] == "ok", rows[column].astype(float) * scale, np.nan)
-            name = ", ".join(f"{k}={v}" for k, v in zip(other_cols, combo)) or "all"
-            ax.plot(rows["_x"], y, "-o", ms=3, lw=0.7 if many else 1.4, alpha=0.35 if many else 1.0,
-                    color="gray" if many else None, label=None if many else name)
-        if many:
-            median = table.assign(_x=[x_of[_key(table, group, i)] for i in table.index],
-                                  _y=np.where(table["status"] == "ok", table[column].astype(float) * scale, np.nan))
-            med = median.groupby("_x")["_y"].median()
-            ax.plot(med.index, med.to_numpy(), "-o", color="#1f4e8c", lw=2, label="median over the other axes")
+        y = pd.Series(np.where(table["status"] == "ok", table[column].astype(float) * scale, np.nan),
+                      index=table.index)
+        _draw_lines(ax, table, x, y, other_cols)
+        if limits_s and column in limits_s:
+            ax.axhline(limits_s[column] * scale, ls="--", color="#d1495b", lw=1)
+        if scale != 1.0:
+            _log_if_wide(ax, y)
         if x_labels:
             ax.set_xticks(range(len(x_labels)))
             ax.set_xticklabels(x_labels, rotation=20, fontsize=8)
@@ -91,6 +104,21 @@ def axis_figure(table: pd.DataFrame, group: tuple[str, ...], others: Sequence[tu
         fig.legend(handles, labels, loc="outside right upper", fontsize=7)
     fig.suptitle(f"{' + '.join(group)}: latency and throughput")
     return fig
+
+
+def _draw_lines(ax, table: pd.DataFrame, x: pd.Series, y: pd.Series, other_cols: list[str]) -> None:
+    """One line of y against x per setting of ``other_cols``; beyond MAX_LABELLED_LINES, grey plus median."""
+    combos = _combinations(table, other_cols)
+    many = len(combos) > MAX_LABELLED_LINES
+    for combo in combos:
+        index = _select(table, other_cols, combo).index
+        order = x[index].sort_values(kind="stable").index
+        name = ", ".join(f"{k}={v}" for k, v in zip(other_cols, combo)) or "all"
+        ax.plot(x[order], y[order], "-o", ms=3, lw=0.7 if many else 1.4, alpha=0.35 if many else 1.0,
+                color="gray" if many else None, label=None if many else name)
+    if many:
+        median = y.groupby(x).median()
+        ax.plot(median.index, median.to_numpy(), "-o", color="#1f4e8c", lw=2, label="median over the other axes")
 
 
 def _positions(table: pd.DataFrame, group: tuple[str, ...]) -> tuple[list[str], dict]:
@@ -123,24 +151,31 @@ def _select(table: pd.DataFrame, columns: list[str], values: tuple) -> pd.DataFr
     return table[mask]
 
 
-def save_figure(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` (SVG without a date, with fixed ids, so reruns give equal files)."""
-    out = []
+def render(fig: Figure) -> dict[str, bytes]:
+    """The figure as PNG and SVG bytes (SVG without a date and with fixed ids, so reruns give equal files)."""
+    out = {}
     for fmt in ("png", "svg"):
         buf = io.BytesIO()
         with matplotlib.rc_context({"svg.hashsalt": "llmsim"}):
             fig.savefig(buf, format=fmt, dpi=110, metadata={"Date": None} if fmt == "svg" else None)
-        path = stem.with_suffix(f".{fmt}")
-        write_atomic(path, buf.getvalue())
-        out.append(path)
+        out[fmt] = buf.getvalue()
     return out
 
 
-def png_base64(fig: Figure) -> str:
-    """The figure as a base64 PNG, for embedding in HTML."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+def save_figure(fig: Figure, stem: Path) -> tuple[list[Path], bytes]:
+    """Write ``stem.png`` and ``stem.svg``; returns the paths and the PNG bytes (for embedding)."""
+    images = render(fig)
+    paths = []
+    for fmt, data in images.items():
+        path = stem.with_suffix(f".{fmt}")
+        write_atomic(path, data)
+        paths.append(path)
+    return paths, images["png"]
+
+
+def png_base64(png: bytes) -> str:
+    """PNG bytes as base64 text, for a ``data:`` URL in HTML."""
+    return base64.b64encode(png).decode("ascii")
 
 
 def file_stem(name: str) -> str:

@@ -129,6 +129,7 @@ class SweepStore:
 
 
 def _read_json(path: Path) -> Any:
+    """A saved JSON file; InputError (delete the point to recompute it) when unreadable."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -99,7 +99,8 @@ def load_study(path: str | Path) -> Study:
     if not path.is_file():
         raise InputError("study file not found", source=path)
     raw = read_yaml_mapping(path)
-    return study_from_mapping(raw, source=str(path), base_dir=path.parent, default_name=path.stem)
+    # absolute, so that workers whose working directory differs (Ray) resolve the same files
+    return study_from_mapping(raw, source=str(path), base_dir=path.parent.resolve(), default_name=path.stem)
 
 
 def study_from_mapping(raw: dict[str, Any], *, source: str, base_dir: Path | None,
@@ -116,9 +117,9 @@ def study_from_mapping(raw: dict[str, Any], *, source: str, base_dir: Path | Non
     if not isinstance(name, str) or not name.strip() or "/" in name:
         raise InputError("expected a non-empty name without '/'", source=source, where="name", value=name)
     base = resolve_base(raw["base"], relative_to=base_dir, source=source)
-    axes = _value_lists(raw.get("axes"), "axes", source)
-    zipped = _value_lists(raw.get("zip"), "zip", source)
-    _check_zip_lengths(zipped, source)
+    axes = _value_lists(raw.get("axes"), "axes", source, distinct=True)
+    zipped = _value_lists(raw.get("zip"), "zip", source, distinct=False)
+    _check_zip(zipped, source)
     fixed = tuple(_key_values(raw.get("set"), "set", source).items())
     _check_no_repeats(fixed, axes, zipped, source)
     return Study(name=name, description=str(raw.get("description") or ""), source=source, base=base, set=fixed,
@@ -140,22 +141,22 @@ def _key_values(value: Any, where: str, source: str) -> dict[str, Any]:
     return dict(value)
 
 
-def _value_lists(value: Any, where: str, source: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    """``axes`` / ``zip``: each key path maps to a non-empty list of distinct values."""
+def _value_lists(value: Any, where: str, source: str, *, distinct: bool) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """``axes`` / ``zip``: each key path maps to a non-empty list (of distinct values when ``distinct``)."""
     out = []
     for key, values in _key_values(value, where, source).items():
         if not isinstance(values, list) or not values:
             raise InputError("expected a non-empty list of values", source=source, where=f"{where}.{key}",
                              value=values)
         ids = [point_id(((key, v),)) for v in values]
-        if len(set(ids)) != len(ids):
+        if distinct and len(set(ids)) != len(ids):
             raise InputError("a value is listed twice", source=source, where=f"{where}.{key}", value=values)
         out.append((key, tuple(values)))
     return tuple(out)
 
 
-def _check_zip_lengths(zipped: tuple[tuple[str, tuple[Any, ...]], ...], source: str) -> None:
-    """Every zip list must have the length of the first."""
+def _check_zip(zipped: tuple[tuple[str, tuple[Any, ...]], ...], source: str) -> None:
+    """Every zip list must have the length of the first, and no two positions may give the same values."""
     if not zipped:
         return
     first_key, first = zipped[0]
@@ -163,6 +164,9 @@ def _check_zip_lengths(zipped: tuple[tuple[str, tuple[Any, ...]], ...], source: 
         if len(values) != len(first):
             raise InputError(f"zip lists must have equal lengths: {first_key} has {len(first)} values, "
                              f"{key} has {len(values)}", source=source, where=f"zip.{key}")
+    ids = [point_id(tuple((k, values[i]) for k, values in zipped)) for i in range(len(first))]
+    if len(set(ids)) != len(ids):
+        raise InputError("two positions of the zip lists give the same values", source=source, where="zip")
 
 
 def _check_no_repeats(fixed, axes, zipped, source: str) -> None:

@@ -29,15 +29,19 @@ tr.pick td{background:#fdf1c7}img{max-width:100%}code{background:#f4f4f4;padding
 def write_study_report(study: Study, table: pd.DataFrame, out_dir: Path, pick: Cheapest | None) -> list[Path]:
     """Write the figures (PNG + SVG) and study.html into ``out_dir``; returns the paths written."""
     highlight = pick.row["point"] if pick is not None and pick.row is not None else None
-    figures = [("pareto", "Pareto chart", pareto_figure(table, highlight))]
+    limits = {t.column: t.limit_s for t in study.slo}
+    figures = [("pareto", "Pareto chart", pareto_figure(table, highlight, limits))]
     groups = dimension_groups([k for k, _ in study.axes], [k for k, _ in study.zip])
     for group in groups:
         others = [g for g in groups if g != group]
-        figures.append((f"axis-{file_stem('+'.join(group))}", " + ".join(group), axis_figure(table, group, others)))
+        figures.append((f"axis-{file_stem('+'.join(group))}", " + ".join(group), axis_figure(table, group, others, limits)))
     written: list[Path] = []
-    for stem, _, fig in figures:
-        written += save_figure(fig, out_dir / stem)
-    page = render_page(study, table, pick, [(title, png_base64(fig)) for _, title, fig in figures])
+    images = []
+    for stem, title, fig in figures:
+        paths, png = save_figure(fig, out_dir / stem)
+        written += paths
+        images.append((title, png_base64(png)))
+    page = render_page(study, table, pick, images)
     write_atomic(out_dir / "study.html", page)
     return [*written, out_dir / "study.html"]
 

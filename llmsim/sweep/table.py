@@ -19,8 +19,8 @@ The table is built from the saved point files only, so a resumed sweep gives the
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -119,15 +119,22 @@ def _axis_column(values: list[Any]) -> pd.Series:
                      dtype=object)
 
 
+def have_pyarrow() -> bool:
+    """Whether pyarrow (needed for results.parquet) can be imported."""
+    try:
+        return importlib.util.find_spec("pyarrow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def write_table(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Write results.csv and (with pyarrow) results.parquet; a note on stderr when pyarrow is missing."""
     written = [out_dir / "results.csv"]
     write_atomic(written[0], frame.to_csv(index=False))
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
+    if not have_pyarrow():
         print("llmsim: pyarrow is not installed, so results.parquet was not written (results.csv was); "
               "pip install 'llmsim[parquet]'", file=sys.stderr)
+        (out_dir / "results.parquet").unlink(missing_ok=True)  # never leave an older table beside the new one
         return written
     tmp = out_dir / f".results.parquet.{id(frame)}.tmp"
     frame.to_parquet(tmp, index=False)
@@ -145,8 +152,3 @@ def read_table(out_dir: Path) -> pd.DataFrame:
         except ImportError:
             pass
     return pd.read_csv(csv, keep_default_na=True)
-
-
-def is_number(value: Any) -> bool:
-    """True for a finite int/float (not bool, None or NaN)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
