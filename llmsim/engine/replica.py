@@ -108,7 +108,7 @@ class Replica:
                 yield from self._one_iteration(plan)
 
     def _sleep_until(self, t: float):
-        yield self.env.timeout(max(0.0, t - self.env.now))
+        yield self.env.at(t)
 
     def _one_iteration(self, plan: IterationPlan):
         t = self.state.table
@@ -199,7 +199,7 @@ class Replica:
         used = kv.used + cum_need[:k]
         self._span = (ends, cum_need[:k])
         self._wake = self.env.event()
-        yield self.env.timeout(max(0.0, ends[-1] - self.env.now)) | self._wake
+        yield self.env.at(ends[-1]) | self._wake
         if self._wake.triggered and self.env.now < ends[-1]:
             k = int(np.searchsorted(ends, self.env.now, side="left")) + 1
             self._wake = None

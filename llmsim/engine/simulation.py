@@ -7,12 +7,13 @@ boundaries at the same instant); the router picks a replica; each replica is a S
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import simpy
-from simpy.core import URGENT
+from simpy.core import NORMAL, URGENT
 from simpy.events import Event
 
 from llmsim.costmodel.roofline import CostModel
@@ -22,6 +23,22 @@ from llmsim.engine.replica import Replica
 from llmsim.engine.requests import REJECTED, RequestTable
 from llmsim.engine.schedulers.base import BatchScheduler
 from llmsim.engine.state import ReplicaState
+
+
+class SimEnvironment(simpy.Environment):
+    """SimPy's environment plus events at an absolute time.
+
+    ``env.timeout(t - env.now)`` lands at ``now + (t - now)``, which floating point does not always round back
+    to ``t``. Replicas advance their clocks by exact sums of iteration times, so they wake at exactly those
+    sums with :meth:`at`; the simulated clock then never depends on how many iterations one sleep covered.
+    """
+
+    def at(self, time: float, priority: int = NORMAL) -> Event:
+        """An event that fires at absolute ``time`` (>= now), ordered by ``priority`` among equal times."""
+        event = Event(self)
+        event._ok, event._value = True, None  # a pre-triggered event, like simpy.Timeout
+        heapq.heappush(self._queue, (max(float(time), self._now), priority, next(self._eid), event))
+        return event
 
 
 class UrgentTimeout(Event):
@@ -76,7 +93,7 @@ class Simulation:
     def __init__(self, requests: RequestsIn, setups: Sequence[ReplicaSetup], router: Callable, *,
                  fast_forward: bool = True, prefix_caching: bool = False,
                  progress: Callable[[int], None] | None = None) -> None:
-        self.env = simpy.Environment()
+        self.env = SimEnvironment()
         self.table = RequestTable(requests.arrival_s, requests.prompt_tokens, requests.output_tokens)
         self.iterations, self.gaps = IterationLog(), GapRecorder()
         self.router = router
@@ -101,7 +118,7 @@ class Simulation:
         arrival = self.table.arrival_s
         for r in range(len(self.table)):
             if arrival[r] > self.env.now:
-                yield UrgentTimeout(self.env, arrival[r] - self.env.now)
+                yield self.env.at(arrival[r], URGENT)
             self.dispatch(r)
             if self.progress is not None and (r + 1) % 1000 == 0:
                 self.progress(r + 1)
