@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from llmsim.costmodel.efficiency import CLASS_VARIABLES, DEFAULT, CalibrationProfile, Curve, Table2D
+from llmsim.costmodel.efficiency import CLASS_VARIABLES, DEFAULT, CalibrationProfile, Curve, Table2D, plog2
 from llmsim.costmodel.operators import ACT_BYTES
 from llmsim.errors import InputError
 from llmsim.specs.hardware import GpuSpec
@@ -71,7 +71,7 @@ def curve_variable(gpu: GpuSpec, rows: pd.DataFrame) -> np.ndarray:
     cls = rows["op_class"].to_numpy()
     x = np.where(np.isin(cls, ("gemm", "gemm_fp8")), flops / np.maximum(nbytes, 1.0),
                  np.where(cls == "attn_prefill", flops, nbytes))
-    return np.log2(np.maximum(x, 1.0))
+    return plog2(np.maximum(x, 1.0))
 
 
 def binned_curve(x: np.ndarray, eff: np.ndarray, variable: str, width: float = 0.5) -> Curve:
@@ -101,7 +101,7 @@ def decode_table(batch: np.ndarray, ctx: np.ndarray, eff: np.ndarray) -> Table2D
     """Efficiency over (log2 sequences, log2 cached tokens); empty cells filled from their row/column."""
     batch, ctx = np.asarray(batch, float), np.asarray(ctx, float)
     # quarter-octave resolution keeps dense grids (Vidur's 128 batch sizes x 96 contexts) small
-    xb, yc = (np.round(4 * np.log2(np.maximum(v, 1))) / 4 for v in (batch, ctx))
+    xb, yc = (np.round(4 * plog2(np.maximum(v, 1))) / 4 for v in (batch, ctx))
     xs, ys = np.unique(xb), np.unique(yc)
     grid = np.full((xs.size, ys.size), np.nan)
     frame = pd.DataFrame({"x": xb, "y": yc, "e": np.log(eff)}).groupby(["x", "y"])["e"].median()
@@ -151,7 +151,7 @@ def _gemm_curves(gpu: GpuSpec, rows: pd.DataFrame, eff: np.ndarray, curves: dict
         for (n, k), idx in sub.groupby(["n", "k"]).groups.items():
             positions = rows.index.get_indexer(idx)
             if len(positions) >= 2:
-                m = np.log2(np.maximum(rows["m"].to_numpy()[positions], 1.0))
+                m = plog2(np.maximum(rows["m"].to_numpy()[positions], 1.0))
                 curves[f"{cls}/{int(n)}x{int(k)}"] = points_curve(m, eff[positions], "log2_tokens")
 
 
@@ -194,12 +194,12 @@ def _row_efficiency(profile: CalibrationProfile, row: pd.Series, cls: str, x: fl
     if cls in ("gemm", "gemm_fp8"):
         shaped = profile.curve(f"{cls}/{int(row['n'])}x{int(row['k'])}")
         if shaped is not None:
-            return float(shaped(np.log2(max(row["m"], 1.0))))
+            return float(shaped(plog2(max(row["m"], 1.0))))
         return float((profile.curve(cls) or profile.curve("gemm"))(x))
     if cls == "attn_decode":
         table = profile.curve("attn_decode")
         if isinstance(table, Table2D):
-            return float(table(np.log2(max(row["batch"], 1)), np.log2(max(row["ctx"], 1))))
+            return float(table(plog2(max(row["batch"], 1)), plog2(max(row["ctx"], 1))))
         return float(table(x))
     key = {"attn_prefill": "attn_prefill", "hbm": "elementwise", "collective": "collective"}.get(cls, "elementwise")
     curve = profile.curve(key)

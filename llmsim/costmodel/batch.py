@@ -98,6 +98,15 @@ class BatchFeatures:
         return cls(**{k: np.broadcast_to(converted.get(k, zero), (n,)).astype(np.float64) for k in names})
 
     @classmethod
+    def single(cls, prefill_tokens: float = 0.0, prefill_chunks: float = 0.0, prefill_attn_pairs: float = 0.0,
+               prefill_kv_tokens: float = 0.0, decode_seqs: float = 0.0, decode_ctx_tokens: float = 0.0,
+               sampled: float = 0.0) -> "BatchFeatures":
+        """One iteration from scalars (the fast path the simulator uses for every non-span iteration)."""
+        return cls(np.array([float(prefill_tokens)]), np.array([float(prefill_chunks)]),
+                   np.array([float(prefill_attn_pairs)]), np.array([float(prefill_kv_tokens)]),
+                   np.array([float(decode_seqs)]), np.array([float(decode_ctx_tokens)]), np.array([float(sampled)]))
+
+    @classmethod
     def decode_only(cls, decode_seqs: object, decode_ctx_tokens: object) -> "BatchFeatures":
         """Pure decode iterations: ``decode_seqs`` sequences with ``decode_ctx_tokens`` cached tokens in total."""
         return cls.from_arrays(decode_seqs=decode_seqs, decode_ctx_tokens=decode_ctx_tokens, sampled=decode_seqs)

@@ -10,6 +10,8 @@ hardware profile. Curves interpolate linearly between knots and hold their end v
 
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -48,7 +50,28 @@ class Curve:
             raise InputError("curve efficiencies must be positive", value=self.eff.tolist())
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.interp(x, self.knots, self.eff)
+        if self.knots.size == 1:
+            return np.full(np.shape(x), self.eff[0])
+        j, w = _bracket(self.knots, x)
+        return self.eff[j] + w * (self.eff[j + 1] - self.eff[j])
+
+    def at(self, x: float) -> float:
+        """The curve at one point, in pure Python, bit-identical to ``__call__`` (same operations)."""
+        knots, eff = self.knots_list, self.eff_list
+        if len(knots) == 1:
+            return eff[0]
+        j, w = bracket_scalar(knots, x)
+        return eff[j] + w * (eff[j + 1] - eff[j])
+
+    @property
+    def knots_list(self) -> list[float]:
+        """Knots as Python floats (cached)."""
+        return _cached_list(self, "knots")
+
+    @property
+    def eff_list(self) -> list[float]:
+        """Efficiencies as Python floats (cached)."""
+        return _cached_list(self, "eff")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML."""
@@ -82,6 +105,16 @@ class Table2D:
         bottom = e[jx, iy] * (1 - wy) + e[jx, jy] * wy
         return top * (1 - wx) + bottom * wx
 
+    def at(self, x: float, y: float) -> float:
+        """The table at one point, in pure Python, bit-identical to ``__call__``."""
+        xs, ys, e = _cached_list(self, "x_knots"), _cached_list(self, "y_knots"), _cached_list(self, "eff")
+        ix, wx = bracket_scalar(xs, x)
+        iy, wy = bracket_scalar(ys, y)
+        jx, jy = min(ix + 1, len(xs) - 1), min(iy + 1, len(ys) - 1)
+        top = e[ix][iy] * (1 - wy) + e[ix][jy] * wy
+        bottom = e[jx][iy] * (1 - wy) + e[jx][jy] * wy
+        return top * (1 - wx) + bottom * wx
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML."""
         return {"variable": self.variable, "x_knots": _rounded(self.x_knots), "y_knots": _rounded(self.y_knots),
@@ -93,10 +126,43 @@ def _bracket(knots: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if knots.size == 1:
         v = np.asarray(v, dtype=np.float64)
         return np.zeros(v.shape, dtype=np.intp), np.zeros(v.shape)
-    v = np.clip(v, knots[0], knots[-1])
-    i = np.clip(np.searchsorted(knots, v, side="right") - 1, 0, knots.size - 2)
+    v = np.minimum(np.maximum(v, knots[0]), knots[-1])  # np.clip, without its call overhead
+    i = np.minimum(np.maximum(np.searchsorted(knots, v, side="right") - 1, 0), knots.size - 2)
     w = (v - knots[i]) / (knots[i + 1] - knots[i])
     return i, w
+
+
+def bracket_scalar(knots: list[float], v: float) -> tuple[int, float]:
+    """Scalar twin of :func:`_bracket` (same clamping, index and weight arithmetic)."""
+    if len(knots) == 1:
+        return 0, 0.0
+    v = min(max(v, knots[0]), knots[-1])
+    i = min(max(bisect.bisect_right(knots, v) - 1, 0), len(knots) - 2)
+    return i, (v - knots[i]) / (knots[i + 1] - knots[i])
+
+
+def _cached_list(obj: object, name: str) -> list:
+    """``getattr(obj, name).tolist()``, computed once per (frozen) object."""
+    cache = obj.__dict__.setdefault("_lists", {})
+    if name not in cache:
+        cache[name] = getattr(obj, name).tolist()
+    return cache[name]
+
+
+def plog2(x: np.ndarray) -> np.ndarray:
+    """A piecewise-linear log2: exact at powers of two, linear in between (within 0.09 of log2).
+
+    Curves are indexed by it instead of ``np.log2`` because it is computed with exact operations only
+    (``frexp``), so the scalar and vectorised pricing paths agree bit for bit on every platform.
+    """
+    m, e = np.frexp(np.asarray(x, dtype=np.float64))
+    return (e - 1) + (2.0 * m - 1.0)
+
+
+def plog2_scalar(x: float) -> float:
+    """Scalar twin of :func:`plog2`."""
+    m, e = math.frexp(x)
+    return (e - 1) + (2.0 * m - 1.0)
 
 
 def _rounded(a: np.ndarray) -> list[float]:

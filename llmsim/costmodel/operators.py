@@ -112,6 +112,14 @@ class OperatorTable:
         return x
 
 
+def _touched_experts_scalar(model: ModelSpec, tokens: float) -> float:
+    """Scalar twin of :func:`_touched_experts` (the same operations)."""
+    if not model.is_moe:
+        return 0.0
+    e, k = model.num_experts, model.experts_per_token
+    return e * (1.0 - (1.0 - k / e) ** tokens)
+
+
 def _touched_experts(model: ModelSpec, tokens: np.ndarray) -> np.ndarray:
     if not model.is_moe:
         return np.zeros_like(tokens)

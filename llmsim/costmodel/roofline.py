@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from llmsim.costmodel.batch import BatchFeatures, IterationShape
-from llmsim.costmodel.efficiency import DEFAULT, CalibrationProfile, Curve, Table2D
+from llmsim.costmodel.efficiency import DEFAULT, CalibrationProfile, Curve, Table2D, plog2, plog2_scalar
 from llmsim.costmodel.engine import CUDA_GRAPHS, EngineProfile
 from llmsim.costmodel.operators import (FEATURES, OperatorTable, Precision, build_operator_table,
                                         pipeline_send_bytes)
@@ -75,6 +75,8 @@ class CostModel:
                                      self.calibration.mixed_query_tile)
         object.__setattr__(self, "_table", table)
         object.__setattr__(self, "_plan", _EfficiencyPlan(self, table))
+        from llmsim.costmodel.scalar import ScalarPricer
+        object.__setattr__(self, "_scalar", ScalarPricer(self))
 
     @property
     def math_dtype(self) -> str:
@@ -133,6 +135,16 @@ class CostModel:
                 ops += (OpCost("other_kernels", "composition", zero, zero, other, zero.astype(bool),
                                np.ones(len(features)), (new_tokens > 0) * float(layers)),)
         return IterationCost(total_s=gpu + overhead, gpu_s=gpu, overhead_s=overhead, ops=ops)
+
+    def time_one(self, prefill_tokens: float, prefill_chunks: float, prefill_attn_pairs: float,
+                 prefill_kv_tokens: float, decode_seqs: float, decode_ctx_tokens: float, sampled: float) -> float:
+        """Seconds of ONE iteration from its feature sums, in pure Python (the simulator's hot path).
+
+        Bit-identical to :meth:`time_s` on the same features (the same operations in the same order; a
+        property test checks it), and several times faster for a single iteration.
+        """
+        return self._scalar(prefill_tokens, prefill_chunks, prefill_attn_pairs, prefill_kv_tokens, decode_seqs,
+                            decode_ctx_tokens, sampled)
 
     def iteration_time_s(self, shape: IterationShape) -> float:
         """Seconds for one iteration given exactly (a convenience over :meth:`price`)."""
@@ -214,7 +226,8 @@ class _EfficiencyPlan:
 
 
 def _log2(x: np.ndarray) -> np.ndarray:
-    return np.log2(np.maximum(np.asarray(x, dtype=np.float64), 1.0))
+    """The curves' size variable: :func:`~llmsim.costmodel.efficiency.plog2` of max(x, 1)."""
+    return plog2(np.maximum(np.asarray(x, dtype=np.float64), 1.0))
 
 
 def _lookup(curve: Curve | Table2D | None, x: np.ndarray) -> np.ndarray:

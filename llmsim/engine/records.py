@@ -15,22 +15,34 @@ ITERATION_COLUMNS = ("replica", "start_s", "end_s", "prefill_tokens", "prefill_c
 
 @dataclass
 class IterationLog:
-    """Per-iteration rows: which replica, when, what it computed and how full its KV cache was."""
+    """Per-iteration rows: which replica, when, what it computed and how full its KV cache was.
 
+    Single iterations are kept as rows of Python scalars and fast-forwarded spans as column arrays; the
+    consumer sorts by (replica, start), so the two stores need not interleave.
+    """
+
+    rows: list[tuple] = field(default_factory=list)
     chunks: dict[str, list[np.ndarray]] = field(default_factory=lambda: {c: [] for c in ITERATION_COLUMNS})
     count: int = 0
+
+    def add_row(self, *values: float) -> None:
+        """Append one iteration; values in :data:`ITERATION_COLUMNS` order."""
+        self.rows.append(values)
+        self.count += 1
 
     def append(self, **columns: np.ndarray | float | int) -> None:
         """Append one or more rows; array arguments must share a length, scalars are broadcast."""
         n = max((np.size(v) for v in columns.values()), default=1)
         for name in ITERATION_COLUMNS:
-            value = np.asarray(columns[name])
+            value = np.asarray(columns[name], dtype=np.float64)
             self.chunks[name].append(np.broadcast_to(value, (n,)) if value.ndim == 0 else value)
         self.count += n
 
     def columns(self) -> dict[str, np.ndarray]:
-        """All rows as columns (concatenated)."""
-        return {name: (np.concatenate(parts) if parts else np.zeros(0)) for name, parts in self.chunks.items()}
+        """All rows as float64 columns (single rows first, then spans)."""
+        table = np.array(self.rows, dtype=np.float64).reshape(-1, len(ITERATION_COLUMNS))
+        return {name: np.concatenate([table[:, i], *self.chunks[name]])
+                for i, name in enumerate(ITERATION_COLUMNS)}
 
 
 @dataclass

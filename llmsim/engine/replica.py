@@ -46,6 +46,7 @@ class Replica:
         self.clock = 0.0
         self.outstanding = 0
         self._wake: simpy.Event | None = None
+        self._span_cap = 64
         self._span: tuple[np.ndarray, np.ndarray] | None = None  # (ends, blocks still to allocate) of a span
         self.process = env.process(self._run())
 
@@ -117,14 +118,12 @@ class Replica:
         prior = t.prefilled[ids].astype(np.float64)
         completes = (t.prefilled[ids] + new.astype(np.int64)) >= t.prefill_target[ids]
         ctx = t.kv_len[plan.decodes].astype(np.float64)
-        columns = dict(prefill_tokens=new.sum(), prefill_chunks=len(ids),
-                       prefill_attn_pairs=(new * (prior + (new + 1) / 2)).sum(), prefill_kv_tokens=(prior + new).sum(),
-                       decode_seqs=len(ctx), sampled=int(completes.sum()) + len(ctx))
-        features = BatchFeatures.from_arrays(decode_ctx_tokens=ctx.sum(), **columns)
+        pre_tokens, pairs, kv_tokens = float(new.sum()), float((new * (prior + (new + 1) / 2)).sum()), float((prior + new).sum())
+        decode_seqs, ctx_sum, sampled = float(len(ctx)), float(ctx.sum()), float(int(completes.sum()) + len(ctx))
         start = self.clock
-        end = start + float(self.cost.time_s(features)[0])
-        self.iterations.append(replica=self.index, start_s=start, end_s=end, decode_ctx_sum=ctx.sum(),
-                               kv_blocks_used=self.state.kv.used, **columns)
+        end = start + self.cost.time_one(pre_tokens, float(len(ids)), pairs, kv_tokens, decode_seqs, ctx_sum, sampled)
+        self.iterations.add_row(self.index, start, end, pre_tokens, len(ids), decode_seqs, ctx_sum,
+                                self.state.kv.used, pairs, kv_tokens, sampled)
         yield from self._sleep_until(end)
         self.clock = end
         self._apply_chunks(plan.chunks, end)
@@ -185,7 +184,7 @@ class Replica:
         t, kv = self.state.table, self.state.kv
         bs, b = kv.block_size, ids.size
         kv0 = t.kv_len[ids]
-        k = int(min((t.output[ids] - t.generated[ids]).min(), MAX_SPAN_ITERATIONS))
+        k = int(min((t.output[ids] - t.generated[ids]).min(), self._span_cap))
         # Step 0's blocks are reserved; step j >= 1 needs a block for each sequence with (kv0 + j) % bs == 0.
         residues = np.bincount(kv0 % bs, minlength=bs)
         steps = np.arange(1, k)
@@ -200,11 +199,15 @@ class Replica:
         self._span = (ends, cum_need[:k])
         self._wake = self.env.event()
         yield self.env.at(ends[-1]) | self._wake
+        priced = k
         if self._wake.triggered and self.env.now < ends[-1]:
             k = int(np.searchsorted(ends, self.env.now, side="left")) + 1
             self._wake = None
             yield from self._sleep_until(ends[k - 1])
         self._wake, self._span = None, None
+        # Adapt how far ahead the next span is priced: any length gives the same results, but pricing
+        # thousands of iterations that an arrival will cut short wastes time.
+        self._span_cap = min(2 * self._span_cap, MAX_SPAN_ITERATIONS) if k == priced else max(8, priced // 2)
         ends = ends[:k]
         kv.allocate(int(cum_need[k - 1]))
         t.blocks[ids] += blocks_for(kv0 + k, bs) - blocks_for(kv0 + 1, bs)

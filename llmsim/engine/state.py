@@ -54,7 +54,8 @@ class ReplicaState:
     def decoding(self) -> list[int]:
         """Running requests whose prompt is complete, in admission order."""
         t = self.table
-        return [r for r in self.running if t.prefilled[r] >= t.prefill_target[r]]
+        ids = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
+        return ids[t.prefilled[ids] >= t.prefill_target[ids]].tolist()
 
     def partial_prefills(self) -> list[int]:
         """Running requests part-way through their prompt, in admission order."""
@@ -156,8 +157,14 @@ class ReplicaState:
         get a block is preempted itself.
         """
         t, kv, bs = self.table, self.kv, self.kv.block_size
-        needs = {r: int(t.kv_len[r] % bs == 0) for r in decoding}
-        total = sum(needs.values())
+        ids = np.asarray(decoding, dtype=np.int64)
+        need = (t.kv_len[ids] % bs == 0).astype(np.int64)
+        total = int(need.sum())
+        if total <= kv.free:  # the common case: every sequence gets its block, nobody is preempted
+            kv.allocate(total)
+            t.blocks[ids] += need
+            return decoding
+        needs = dict(zip(decoding, need.tolist()))
         while total > kv.free and self.running:
             victim = self.running[-1]
             self.preempt(victim)
