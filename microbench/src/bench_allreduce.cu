@@ -60,15 +60,7 @@ __global__ void check_sum_kernel(const bf16* p, size_t n, int ranks, double* acc
     num += d * d;
     den += ref * ref;
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    num += __shfl_xor_sync(0xffffffffu, num, o);
-    den += __shfl_xor_sync(0xffffffffu, den, o);
-  }
-  if ((threadIdx.x & 31) == 0) {
-    atomicAdd(&acc[0], num);
-    atomicAdd(&acc[1], den);
-  }
+  warp_accumulate_error(num, den, acc);
 }
 
 }  // namespace

@@ -145,15 +145,7 @@ __global__ void triad_check_kernel(const float* __restrict__ a, const float* __r
     num += d * d;
     den += ref * ref;
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    num += __shfl_xor_sync(0xffffffffu, num, o);
-    den += __shfl_xor_sync(0xffffffffu, den, o);
-  }
-  if ((threadIdx.x & 31) == 0) {
-    atomicAdd(&acc[0], num);
-    atomicAdd(&acc[1], den);
-  }
+  warp_accumulate_error(num, den, acc);
 }
 
 // ---------------------------------------------------------------- host side

@@ -393,15 +393,7 @@ __global__ void diff_norm_kernel(const TG* __restrict__ got, const float* __rest
     num += (g - r) * (g - r);
     den += r * r;
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    num += __shfl_xor_sync(0xffffffffu, num, o);
-    den += __shfl_xor_sync(0xffffffffu, den, o);
-  }
-  if ((threadIdx.x & 31) == 0) {
-    atomicAdd(&acc[0], num);
-    atomicAdd(&acc[1], den);
-  }
+  warp_accumulate_error(num, den, acc);
 }
 
 template <typename TG>

@@ -383,3 +383,17 @@ bool allreduce_available();          // bench_allreduce.cu: built with NCCL?
 void run_allreduce(Context& ctx);
 
 }  // namespace llmsim
+
+// Adds a thread's squared-error sums (num = sum (got - ref)^2, den = sum ref^2) into acc[0], acc[1]:
+// a warp-level butterfly reduction, then one atomic per warp. Every thread of the warp must call it.
+__device__ inline void warp_accumulate_error(double num, double den, double* acc) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    num += __shfl_xor_sync(0xffffffffu, num, o);
+    den += __shfl_xor_sync(0xffffffffu, den, o);
+  }
+  if ((threadIdx.x & 31) == 0) {
+    atomicAdd(&acc[0], num);
+    atomicAdd(&acc[1], den);
+  }
+}
