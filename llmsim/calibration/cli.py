@@ -1,4 +1,5 @@
-"""``llmsim calibrate run|fit|report`` and ``llmsim validate``: measure a GPU, fit its profile, check it."""
+"""``llmsim calibrate run|fit|report|engine`` and ``llmsim validate``: measure a GPU, fit its profile, check it;
+fit an engine profile to a real engine's benchmark run."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _repo_microbench() -> Path:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``calibrate`` (run, fit, report) and ``validate`` to the command line."""
+    """Add ``calibrate`` (run, fit, report, engine) and ``validate`` to the command line."""
     from llmsim.cli import clean_errors
 
     calibrate = typer.Typer(help="Measure a GPU with the CUDA suite and fit its calibration profile.",
@@ -81,15 +82,49 @@ def register(app: typer.Typer) -> None:
     @clean_errors
     def report_cmd(measured: List[Path] = typer.Argument(..., help="Measurement CSVs to compare against."),
                    hardware: str = typer.Option(..., "--hardware"),
-                   calibration: str = typer.Option("auto", "--calibration"),
+                   calibration: str = typer.Option("auto", "--calibration",
+                                                   help="auto, default, datasheet, or a profile YAML."),
                    out: Path = typer.Option(Path("calibration-report"), "-o", "--out",
                                             help="Folder for the plots (PNG and SVG)."),
-                   reference: Optional[Path] = typer.Option(None, "--reference")) -> None:
+                   reference: Optional[Path] = typer.Option(None, "--reference",
+                                                            help="Reference-executor CSV: also plot whole "
+                                                                 "iterations under datasheet, default and "
+                                                                 "--calibration."),
+                   engine: str = typer.Option("reference-executor", "--engine",
+                                              help="Engine profile pricing the reference's eager rows."),
+                   overwrite: bool = typer.Option(False, "--overwrite",
+                                                  help="Replace plot files already in --out.")) -> None:
         """Measured against predicted, per operator class, as plots."""
         from llmsim.calibration.plots import write_plots
-        paths = write_plots(hardware, measured, calibration, out, reference)
+        paths = write_plots(hardware, measured, calibration, out, reference, overwrite=overwrite, engine=engine)
         for path in paths:
             typer.echo(f"wrote {path}")
+
+    @calibrate.command("engine")
+    @clean_errors
+    def engine_cmd(scenario: str = typer.Option(..., "--scenario", help="Scenario YAML whose workload.trace "
+                                                "replays the measured requests."),
+                   measured: Path = typer.Option(..., "--measured", help="Measured requests CSV (request_id, "
+                                                 "arrival_s, prompt_tokens, output_tokens, ttft_s, tpot_s or "
+                                                 "e2e_s)."),
+                   iterations: Optional[Path] = typer.Option(None, "--iterations",
+                                                             help="Measured iteration log (start_s, end_s, "
+                                                                  "prefill_tokens, decode_seqs, decode_ctx_sum)."),
+                   out: Path = typer.Option(..., "--out", help="Engine profile YAML to write."),
+                   set_: List[str] = typer.Option([], "--set", help="Scenario override key.path=value."),
+                   max_simulations: int = typer.Option(40, "--max-simulations",
+                                                       help="Runs the request-times fit may make."),
+                   overwrite: bool = typer.Option(False, "--overwrite")) -> None:
+        """Fit an engine profile (host terms) to a real engine's measurements of the scenario's trace."""
+        from llmsim.calibration.engine_fit import fit_engine_files
+        if out.exists() and not overwrite:
+            raise InputError("file exists; pass --overwrite to replace it", source=out)
+        if not out.parent.is_dir():
+            raise InputError("the folder for --out does not exist", source=out)
+        fit = fit_engine_files(scenario, measured, iterations, overrides=set_, max_simulations=max_simulations)
+        typer.echo(fit.text)
+        fit.profile.save(out)
+        typer.echo(f"wrote {out}")
 
     @app.command("validate")
     @clean_errors

@@ -58,10 +58,12 @@ def predict_rows(frame: pd.DataFrame, gpu: GpuSpec, profile: CalibrationProfile,
 
 
 def _op_seconds(frame: pd.DataFrame, gpu: GpuSpec, profile: CalibrationProfile, name: str) -> np.ndarray:
-    """Seconds of operator ``name`` in every iteration of ``frame``."""
+    """Seconds of operator ``name`` in every iteration of ``frame``, without its launches (``kernels x
+    launch_s``): the part a ``time_scale`` multiplies."""
     def one(cm: CostModel, rows: pd.DataFrame) -> np.ndarray:
         cost = cm.price(BatchFeatures.from_shapes(list(rows["shape"])))
-        return next(op.time_s for op in cost.ops if op.name == name)
+        op = next(op for op in cost.ops if op.name == name)
+        return op.time_s - op.kernels * profile.launch_s
     return _per_model(frame, gpu, profile, one)
 
 
@@ -112,7 +114,7 @@ def fit_composition(frame: pd.DataFrame, gpu: GpuSpec, profile: CalibrationProfi
     stats = ErrorStats.of(rel)
     band = {"q05": float(f"{stats.q05:.4g}"), "q95": float(f"{stats.q95:.4g}"),
             "source": f"whole-iteration fit residuals, {stats.points} CUDA-graph iterations"}
-    scale = {"attn_decode": float(f"{coef[2]:.4g}")} if coef[2] > 0 else {}
+    scale = {"attn_decode": max(float(f"{coef[2]:.4g}"), 1e-3)}  # the fitted value, kept even when ~0
     return dataclasses.replace(profile, mixed_query_tile=tile, per_layer_s=float(coef[0]),
                                per_token_layer_s=float(coef[1]), time_scale=scale, band=band)
 
@@ -128,6 +130,7 @@ def fit_engine(frame: pd.DataFrame, gpu: GpuSpec, profile: CalibrationProfile, *
     measured = eager["median_s"].to_numpy()
     f = BatchFeatures.from_shapes(list(eager["shape"]))
     columns = np.column_stack([np.ones(len(eager)), f.decode_seqs + f.prefill_chunks])
+    # graph_max_seqs=0 while fitting: these iterations ran eagerly, decode-only ones included
     best = None
     for launch in LAUNCH_GRID_S:
         trial = EngineProfile(name=name, eager=HostTerms(launch_s=float(launch)), graph_max_seqs=0)

@@ -31,7 +31,7 @@ class FitResult:
 def fit_files(hardware: str, measured: Sequence[Path], reference: Path | None = None) -> FitResult:
     """Fit ``hardware``'s profile from measurement CSVs and, optionally, a reference-executor CSV."""
     gpu = load_hardware(hardware)
-    rows = concat([read_measurements(p) for p in measured])
+    rows = first_source_per_class([read_measurements(p) for p in measured])
     sources = ", ".join(Path(p).name for p in measured)
     profile = fit_profile(gpu, rows, name=gpu.name, source=f"kernel curves from {sources}")
     lines = ["kernel residuals (relative error of the fitted curves against the measurements):",
@@ -55,6 +55,17 @@ def fit_files(hardware: str, measured: Sequence[Path], reference: Path | None = 
     return FitResult(profile, engine, "\n".join(lines))
 
 
+def first_source_per_class(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate measurement tables, taking each operator class only from the first table that has it
+    (so a kernel sweep given after the suite's CSVs only adds the classes the suite did not measure)."""
+    kept, seen = [], set()
+    for table in tables:
+        classes = set(table["op_class"]) - seen
+        kept.append(table[table["op_class"].isin(classes)])
+        seen |= classes
+    return concat(kept)
+
+
 def _graph(iterations: pd.DataFrame, gpu, profile: CalibrationProfile) -> tuple[pd.DataFrame, np.ndarray]:
     graph = iterations[iterations["mode"] == "graph"].reset_index(drop=True)
     return graph, predict_rows(graph, gpu, profile)
@@ -74,7 +85,8 @@ def validate_file(measured: Path, hardware: str, calibration: str = "auto", engi
     gpu = load_hardware(hardware)
     profile, _ = resolve_calibration(calibration, hardware, None, "--calibration")
     iterations = read_iterations(measured)
-    eager_engine = load_engine(engine)
+    # Rows measured eagerly ran eagerly, decode-only ones included: no iteration of theirs is graph-replayed.
+    eager_engine = dataclasses.replace(load_engine(engine), graph_max_seqs=0)
     graph = (iterations["mode"] != "eager").to_numpy()
     predicted = np.empty(len(iterations))
     if graph.any():

@@ -33,8 +33,33 @@ def read_iterations(path: Path) -> pd.DataFrame:
     for col, default in (("mode", "graph"), ("model", "llama-3-8b"), ("layers", 0), ("num_sampled", -1)):
         if col not in frame.columns:
             frame[col] = default
+    for col, default in (("layers", 0), ("num_sampled", -1)):
+        frame[col] = _integers(frame[col], col, default, path)
+    _check_models(frame, path)
     frame["shape"] = [_shape(r, path, i + 2) for i, r in enumerate(frame.to_dict("records"))]
     return frame
+
+
+def _integers(column: pd.Series, name: str, default: int, path: Path) -> pd.Series:
+    """An integer column; blanks take ``default``; anything else is an InputError naming the line."""
+    text = column.astype(str).str.strip()
+    values = pd.to_numeric(text.where(text != "", str(default)), errors="coerce")
+    bad = values.isna() | (values != values.round())
+    if bad.any():
+        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise InputError(f"expected an integer in {name}", source=path, where=f"line {line}",
+                         value=column.iloc[line - 2])
+    return values.astype(np.int64)
+
+
+def _check_models(frame: pd.DataFrame, path: Path) -> None:
+    from llmsim.specs import load_model
+    for model in frame["model"].unique():
+        try:
+            load_model(str(model))
+        except InputError as exc:
+            line = int(np.flatnonzero((frame["model"] == model).to_numpy())[0]) + 2
+            raise InputError(exc.message, source=path, where=f"line {line}", value=model) from None
 
 
 def _shape(rec: dict, path: Path, line: int) -> IterationShape:
@@ -43,6 +68,8 @@ def _shape(rec: dict, path: Path, line: int) -> IterationShape:
         contexts = [x for d in str(rec["decodes"]).split(";") if d.strip() for x in parse_decodes(d)]
     except InputError as exc:
         raise InputError(exc.message, source=path, where=f"line {line}", value=exc.value) from None
+    if not chunks and not contexts:
+        raise InputError("an iteration needs prompt chunks (C@P) or decodes (BxL)", source=path, where=f"line {line}")
     sampled = int(rec.get("num_sampled", -1))
     sampling_chunks = len(chunks) if sampled < 0 else max(0, sampled - len(contexts))
     marked = tuple(PromptChunk(c.new_tokens, c.prior_tokens, samples=i < sampling_chunks)
