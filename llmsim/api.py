@@ -24,8 +24,9 @@ from llmsim.engine.disaggregated import DisaggregatedSimulation
 from llmsim.engine.routers import ROUTERS
 from llmsim.engine.schedulers import SCHEDULERS, ContinuousScheduler
 from llmsim.engine.simulation import ReplicaSetup, RequestsIn, Simulation
+from llmsim.engine.speculative import SpeculativeDecoder, with_draft_model
 from llmsim.errors import InputError
-from llmsim.metrics import itl_frame, iterations_frame, requests_frame, summarize
+from llmsim.metrics import itl_frame, iterations_frame, requests_frame, speculative_stats, summarize
 from llmsim.scenario import Scenario, dump_resolved, load_scenario
 from llmsim.workload import Trace
 
@@ -80,6 +81,8 @@ def run(scenario: Scenario | str | Path | Mapping[str, Any], overrides: Sequence
     summary = summarize(raw, requests, iterations, sc.slo)
     summary["memory"] = {role: plan.summary() for role, (_, plan, _) in pools.items()}
     summary["time_by_operator_s"] = operator_time(iterations, pools)
+    if sc.speculative is not None and sc.speculative.enabled:
+        summary["speculative"] = {**sc.speculative.summary(), **speculative_stats(iterations)}
     summary["reproduce"] = {"llmsim_version": __version__, "seed": sc.seed, "calibration": sc.calibration.name,
                             "engine_profile": sc.engine.name}
     band = prediction_band(sc.calibration.band, summary["latency_s"])
@@ -122,14 +125,21 @@ def cost_model(sc: Scenario, gpu=None, parallelism=None) -> CostModel:
     return CostModel(sc.model, gpu or sc.gpu, parallelism or sc.parallelism, sc.precision, sc.calibration, sc.engine)
 
 
-def _memory(sc: Scenario, cost: CostModel, max_batched_tokens: int, max_num_seqs: int) -> MemoryPlan:
-    """The memory plan of one instance; ``scheduler.num_kv_blocks`` overrides the KV pool size (like vLLM's
-    ``num_gpu_blocks_override``) after checking that the weights fit."""
+def _memory(sc: Scenario, cost: CostModel, max_batched_tokens: int, max_num_seqs: int,
+            speculative: SpeculativeDecoder | None = None) -> MemoryPlan:
+    """The memory plan of one instance (with a speculative draft model's weights and KV when it has one);
+    ``scheduler.num_kv_blocks`` overrides the KV pool size (like vLLM's ``num_gpu_blocks_override``) after
+    checking that the weights fit."""
     s = sc.scheduler
     budget = s["chunk_size"] if s["policy"] == "chunked" else max_batched_tokens
     plan = plan_memory(sc.model, cost.gpu, cost.parallelism, sc.precision,
                        gpu_memory_utilization=s["gpu_memory_utilization"], block_size=s["block_size"],
                        max_batched_tokens=budget, max_num_seqs=max_num_seqs)
+    if speculative is not None and speculative.draft is not None:
+        try:
+            plan = with_draft_model(plan, speculative.config.draft_model, cost.parallelism, sc.precision)
+        except InputError as exc:
+            raise InputError(exc.message, source=sc.source, where=exc.where) from None
     if s["num_kv_blocks"] is None:
         return plan
     blocks = s["num_kv_blocks"]
@@ -147,15 +157,34 @@ def _scheduler(sc: Scenario):
     return cls(max_num_seqs=s["max_num_seqs"])
 
 
+def _speculative(sc: Scenario, cost: CostModel, n_requests: int) -> SpeculativeDecoder | None:
+    """Speculative decoding for replicas priced by ``cost``, or None when the scenario does not speculate.
+
+    Its randomness (the per-request acceptances and the key of the per-round draws) is stream 1 of the
+    scenario seed (stream 0 is the workload's), so every pool sees the same draws.
+    """
+    if sc.speculative is None or not sc.speculative.enabled:
+        return None
+    try:
+        return SpeculativeDecoder.build(sc.speculative, cost, n_requests, sc.rngs(2)[1])
+    except InputError as exc:  # the draft model cannot be split like the target (tp, pp)
+        raise InputError(exc.message, source=sc.source, where="speculative.draft_model", value=exc.value) from None
+
+
 def build_simulation(sc: Scenario, trace: Trace, *, progress=None):
-    """Build the simulation of ``sc`` over ``trace``; returns (simulation, {role: (cost, memory, replicas)})."""
+    """Build the simulation of ``sc`` over ``trace``; returns (simulation, {role: (cost, memory, replicas)}).
+
+    Speculative decoding, when on, runs on every replica that decodes (all of them, or the decode pool).
+    """
     requests = requests_from_trace(trace)
     s, ctx = sc.scheduler, sc.model.max_context_tokens
     ff = sc.resolved["engine"]["fast_forward"]
+    n = len(requests.arrival_s)
     if sc.disaggregated is None:
         cost = cost_model(sc)
-        mem = _memory(sc, cost, s["max_batched_tokens"], s["max_num_seqs"])
-        setups = [ReplicaSetup(cost, _scheduler(sc), mem.kv_blocks, s["block_size"], ctx)
+        spec = _speculative(sc, cost, n)
+        mem = _memory(sc, cost, s["max_batched_tokens"], s["max_num_seqs"], spec)
+        setups = [ReplicaSetup(cost, _scheduler(sc), mem.kv_blocks, s["block_size"], ctx, speculative=spec)
                   for _ in range(sc.resolved["replicas"])]
         router = ROUTERS[sc.resolved["router"]]()
         sim = Simulation(requests, setups, router, fast_forward=ff, prefix_caching=s["prefix_caching"],
@@ -167,9 +196,10 @@ def build_simulation(sc: Scenario, trace: Trace, *, progress=None):
     for role in ("prefill", "decode"):
         pool = d[role]
         cost = cost_model(sc, pool.gpu, pool.parallelism)
-        mem = _memory(sc, cost, pool.max_batched_tokens, pool.max_num_seqs)
+        spec = _speculative(sc, cost, n) if role == "decode" else None
+        mem = _memory(sc, cost, pool.max_batched_tokens, pool.max_num_seqs, spec)
         sched = ContinuousScheduler(max_num_seqs=pool.max_num_seqs, max_batched_tokens=pool.max_batched_tokens)
-        setups[role] = [ReplicaSetup(cost, sched, mem.kv_blocks, s["block_size"], ctx, role=role)
+        setups[role] = [ReplicaSetup(cost, sched, mem.kv_blocks, s["block_size"], ctx, role=role, speculative=spec)
                         for _ in range(pool.instances)]
         pools[role] = (cost, mem, list(range(start, start + pool.instances)))
         start += pool.instances
@@ -183,7 +213,11 @@ def build_simulation(sc: Scenario, trace: Trace, *, progress=None):
 
 
 def operator_time(iterations: pd.DataFrame, pools: dict) -> dict[str, float]:
-    """Seconds spent in each operator over the whole run, re-priced from the iteration log (vectorised)."""
+    """Seconds spent in each operator over the whole run, re-priced from the iteration log (vectorised).
+
+    Speculative draft steps (priced with the draft model or as a fraction of the target) are one entry,
+    ``speculative_draft``; the target's verification passes are in the operators like any prompt chunk.
+    """
     total: dict[str, float] = {}
     for cost, _, replicas in pools.values():
         it = iterations[iterations["replica"].isin(replicas)]
@@ -195,4 +229,7 @@ def operator_time(iterations: pd.DataFrame, pools: dict) -> dict[str, float]:
             decode_seqs=it["decode_seqs"], decode_ctx_tokens=it["decode_ctx_sum"], sampled=it["sampled"])
         for name, seconds in time_by_operator(cost.price(features)).items():
             total[name] = total.get(name, 0.0) + seconds
+        draft = float(it["draft_s"].sum())
+        if draft > 0:
+            total["speculative_draft"] = total.get("speculative_draft", 0.0) + draft
     return dict(sorted(total.items(), key=lambda kv: -kv[1]))

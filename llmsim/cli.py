@@ -286,8 +286,8 @@ def compare(scenario: str = typer.Argument(..., help="Scenario YAML or built-in 
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.table import Table
-    cols = ["ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "e2e_p50_s", "e2e_p99_s", "req_per_s",
-            "out_tok_per_s", "goodput_req_per_s", "slo_attainment"]
+    cols = ["ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p50_change", "tpot_p99_ms", "e2e_p50_s", "e2e_p99_s",
+            "req_per_s", "out_tok_per_s", "goodput_req_per_s", "slo_attainment"]
     table = Table("run", *cols)
     for row in rows:
         table.add_row(row["run"], *[_fmt(row.get(c)) for c in cols])

@@ -35,8 +35,17 @@ def comparison_row(name: str, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare_runs(scenario: str, runs: Sequence[tuple[str, list[str]]], common: Sequence[str] = ()) -> list[dict]:
-    """Run ``scenario`` once per (name, overrides) with ``common`` overrides first; one row per run."""
+    """Run ``scenario`` once per (name, overrides) with ``common`` overrides first; one row per run.
+
+    ``tpot_p50_change`` is each run's relative change of median TPOT against the first run (the baseline:
+    put the run without speculative decoding or quantization first).
+    """
     from llmsim.api import run
     if not runs:
         raise InputError("nothing to compare", source="compare")
-    return [comparison_row(name, run(scenario, [*common, *overrides]).summary) for name, overrides in runs]
+    rows = [comparison_row(name, run(scenario, [*common, *overrides]).summary) for name, overrides in runs]
+    base = rows[0]["tpot_p50_ms"]
+    for row in rows:
+        tpot = row["tpot_p50_ms"]
+        row["tpot_p50_change"] = None if tpot is None or not base else tpot / base - 1.0
+    return rows

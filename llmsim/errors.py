@@ -11,6 +11,10 @@ import difflib
 from typing import Iterable
 
 
+#: Every character ``str.splitlines`` breaks at, mapped to its escape, so that a message stays on one line.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 class InputError(ValueError):
     """A problem with user input, described well enough to fix without reading code.
 
@@ -36,9 +40,10 @@ class InputError(ValueError):
         if self.where:
             parts.append(self.where)
         head = ": ".join(parts)
-        val = "" if self.value is ... else f"got {self.value!r}; "
+        val = "" if self.value is ... else f"got {_short_repr(self.value)}; "
         text = f"{val}{self.message}"
-        return f"{head}: {text}" if head else text
+        line = f"{head}: {text}" if head else text
+        return line.translate(_LINE_BREAKS)  # always one line, whatever the input held
 
     def located(self, *, source: object = None, where_prefix: str | None = None) -> "InputError":
         """Return a copy with the file and/or an outer key path filled in (inner detail is kept)."""
@@ -47,6 +52,16 @@ class InputError(ValueError):
             where = f"{where_prefix}.{where}" if where else where_prefix
         return InputError(self.message, source=source if self.source is None else self.source,
                           where=where, value=self.value)
+
+
+def _short_repr(value: object, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a whole file pasted into a key stays readable)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (Python limits int-to-str conversion)
+        bits = value.bit_length() if isinstance(value, int) else 0
+        text = f"<an integer of about {bits * 0.30103:.0f} digits>" if bits else f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -7,6 +7,10 @@ metrics use linear interpolation (numpy's default); ITL percentiles are exact we
 (inverted CDF) over the recorded (gap, count) pairs. Throughput is measured over the makespan, from the
 first arrival to the last finish. A request meets the SLO when its TTFT <= slo.ttft_s and TPOT <= slo.tpot_s;
 goodput is the rate of such requests over the makespan.
+
+With speculative decoding a round's tokens all arrive at its end: ITL counts one gap per round (from the
+previous token) and the round's other tokens at gap 0, so there are still n - 1 gaps per request, and TPOT
+keeps its definition.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ def iterations_frame(raw: RawResult) -> pd.DataFrame:
     """One row per iteration, sorted by replica then start time (the order each replica ran them)."""
     frame = pd.DataFrame(raw.iterations.columns())
     frame["replica"] = frame["replica"].astype(np.int64)
-    for name in ("prefill_chunks", "decode_seqs", "kv_blocks_used"):
+    for name in ("prefill_chunks", "decode_seqs", "kv_blocks_used", "spec_seqs", "spec_tokens"):
         frame[name] = frame[name].astype(np.int64)
     return frame.sort_values(["replica", "start_s"], kind="stable", ignore_index=True)
 
@@ -175,8 +179,30 @@ def _batch_stats(it: pd.DataFrame) -> dict[str, Any]:
         return {"iterations": 0}
     size = it["decode_seqs"] + it["prefill_chunks"]
     return {"iterations": int(len(it)), "size": stats(size), "max_size": int(size.max()),
-            "prefill_iterations": int((it["prefill_tokens"] > 0).sum()),
+            "prefill_iterations": int((it["prefill_chunks"] > it["spec_seqs"]).sum()),
             "tokens_per_iteration": stats(it["decode_seqs"] + it["prefill_tokens"])}
+
+
+def speculative_stats(it: pd.DataFrame) -> dict[str, Any]:
+    """Speculative decoding as it ran, from the iteration log.
+
+    ``rounds``: sequence-rounds (one per decoding sequence per iteration); ``tokens_per_round``: output tokens
+    per round (accepted drafts + 1; last rounds are truncated at ``output_tokens``);
+    ``accepted_tokens_per_round``: accepted drafts per round; time shares are fractions of the busy time of
+    the replicas that speculated: ``draft`` = draft steps, ``verify`` = the target passes of iterations that
+    verified (in mixed iterations of the chunked policy these also compute prompt chunks).
+    """
+    spec = it[it["replica"].isin(it.loc[it["spec_seqs"] > 0, "replica"].unique())]
+    rounds = int(spec["spec_seqs"].sum())
+    tokens = int(spec["spec_tokens"].sum())
+    busy = float((spec["end_s"] - spec["start_s"]).sum())
+    verifying = spec[spec["spec_seqs"] > 0]
+    verify = float((verifying["end_s"] - verifying["start_s"] - verifying["draft_s"]).sum())
+    share = (lambda x: x / busy if busy > 0 else 0.0)
+    return {"rounds": rounds, "iterations": int(len(verifying)),
+            "tokens_per_round": tokens / rounds if rounds else None,
+            "accepted_tokens_per_round": (tokens - rounds) / rounds if rounds else None,
+            "draft_time_share": share(float(spec["draft_s"].sum())), "verify_time_share": share(verify)}
 
 
 def _kv_stats(raw: RawResult, it: pd.DataFrame) -> dict[str, Any]:

@@ -9,6 +9,7 @@ overrides, written to each run directory so a result can be rerun exactly.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,18 +19,27 @@ import numpy as np
 import yaml
 
 from llmsim.costmodel.efficiency import DATASHEET, DEFAULT, CalibrationProfile, load_calibration
-from llmsim.costmodel.engine import EngineProfile, load_engine
+from llmsim.costmodel.engine import EngineProfile, builtin_engine_dir, load_engine
+from llmsim.costmodel.memory import plan_memory
 from llmsim.costmodel.operators import Precision
+from llmsim.engine.speculative import SpeculativeConfig
 from llmsim.errors import InputError, did_you_mean
 from llmsim.metrics import Slo
-from llmsim.specs._yaml import parse_yaml_mapping, read_yaml_mapping
+from llmsim.specs._yaml import is_file, parse_yaml_mapping, read_yaml_mapping
 from llmsim.specs.hardware import GpuSpec, load_hardware, resolve_hardware_path
-from llmsim.specs.model import DTYPE_BYTES, ModelSpec, load_model
+from llmsim.specs.model import BUILTIN_MODELS, DTYPE_BYTES, ModelSpec, load_model
 from llmsim.specs.parallelism import Parallelism
 from llmsim.workload import WorkloadSpec
 
 POLICIES = ("static", "continuous", "chunked", "disaggregated")
 ROUTER_NAMES = ("round_robin", "least_outstanding", "least_kv", "prefix_affinity")
+CALIBRATION_KEYWORDS = ("auto", "default", "datasheet")
+#: Most replicas (or disaggregated instances of one role) a scenario may ask for: far beyond any real
+#: deployment, low enough that a typo (replicas: 1e9) is an error rather than a run that never ends.
+MAX_INSTANCES = 10_000
+#: Upper bound on the scheduler's token and sequence counts (2**40): beyond any GPU, low enough that memory
+#: sizes computed from them stay finite floats.
+MAX_COUNT = 2**40
 
 #: Every key a scenario may hold, with its default (None = required or optional without default).
 DEFAULTS: dict[str, Any] = {
@@ -94,6 +104,7 @@ class Scenario:
     seed: int
     base_dir: Path | None = None
     disaggregated: dict[str, Any] | None = field(default=None)
+    speculative: SpeculativeConfig | None = None
 
     @property
     def name(self) -> str:
@@ -116,7 +127,11 @@ def builtin_scenario_dir() -> Path:
 
 
 def load_scenario(spec: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> Scenario:
-    """Read (a path, a built-in scenario name, or a mapping), apply ``--set`` overrides, validate, build."""
+    """Read (a path, a built-in scenario name, or a mapping), apply ``--set`` overrides, validate, build.
+
+    Unlike :func:`build_scenario` (which sweeps use, where a point that does not fit is a result), a model
+    that leaves no room for a KV cache is an :class:`InputError` here, before anything runs.
+    """
     if isinstance(spec, Mapping):
         data, source, base_dir = copy.deepcopy(dict(spec)), "<scenario>", None
     else:
@@ -124,15 +139,17 @@ def load_scenario(spec: str | Path | Mapping[str, Any], overrides: Sequence[str]
         data, source, base_dir = read_yaml_mapping(path), str(path), path.parent
     for item in overrides:
         apply_override(data, item)
-    return build_scenario(data, source=source, base_dir=base_dir)
+    scenario = build_scenario(data, source=source, base_dir=base_dir)
+    check_memory(scenario)
+    return scenario
 
 
 def _scenario_path(spec: str | Path) -> Path:
     path = Path(spec)
-    if path.is_file():
+    if is_file(path):
         return path
     builtin = builtin_scenario_dir() / f"{spec}.yaml"
-    if builtin.is_file():
+    if is_file(builtin):
         return builtin
     names = sorted(p.stem for p in builtin_scenario_dir().glob("*.yaml"))
     raise InputError(f"scenario file not found (built-in scenarios: {', '.join(names)})"
@@ -144,6 +161,8 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise InputError("expected key.path=value, e.g. scheduler.max_num_seqs=64", source="--set", value=item)
+    if "\n" in text or "\r" in text:
+        raise InputError("expected a one-line value", source="--set", where=key.strip(), value=text)
     value = parse_yaml_mapping(f"v: {text}", source=f"--set {item}")["v"] if text.strip() else None
     parts = key.strip().split(".")
     node = data
@@ -176,18 +195,42 @@ def _merge_defaults(data: dict[str, Any], defaults: dict[str, Any], where: str, 
     return out
 
 
-def _int(value: Any, where: str, source: str, *, minimum: int = 1) -> int:
+def _int(value: Any, where: str, source: str, *, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InputError(f"expected an integer >= {minimum}", source=source, where=where, value=value)
+    if maximum is not None and value > maximum:
+        raise InputError(f"expected an integer from {minimum} to {maximum:,}", source=source, where=where,
+                         value=value)
     return value
 
 
 def _num(value: Any, where: str, source: str, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or \
-            (positive and value <= 0) or value < 0:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    if ok:
+        try:
+            ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
+        except OverflowError:  # an int too large for a float
+            ok = False
+    if not ok:
         raise InputError("expected a positive number" if positive else "expected a number >= 0", source=source,
                          where=where, value=value)
     return float(value)
+
+
+def _text(value: Any, where: str, source: str, expected: str) -> str:
+    """``value`` when it is a non-empty string; else an :class:`InputError` saying what was ``expected``."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"expected {expected}", source=source, where=where, value=value)
+    return value
+
+
+def _name(value: Any, source: str) -> str:
+    """The scenario's name: also the default output folder runs/NAME, so one plain path component."""
+    name = _text(value, "name", source, "a name (text)")
+    if any(c in name for c in "/\\\0") or name.strip() in (".", ".."):
+        raise InputError("expected a name without '/', '\\' or NUL that is not '.' or '..' (it names the output "
+                         "folder runs/NAME)", source=source, where="name", value=name)
+    return name
 
 
 def build_scenario(data: dict[str, Any], *, source: str, base_dir: Path | None) -> Scenario:
@@ -196,6 +239,11 @@ def build_scenario(data: dict[str, Any], *, source: str, base_dir: Path | None) 
     for key in ("model", "hardware", "workload"):
         if r[key] is None:
             raise InputError("required key missing", source=source, where=key)
+    _name(r["name"], source)
+    if r["description"] is not None and not isinstance(r["description"], str):
+        raise InputError("expected text", source=source, where="description", value=r["description"])
+    _text(r["model"], "model", source, "a built-in model name, a HuggingFace config.json or a model YAML")
+    _text(r["hardware"], "hardware", source, "a built-in GPU name or a hardware YAML")
     model = _model(r, source, base_dir)
     gpu = _hardware(r["hardware"], "hardware", source, base_dir)
     par = Parallelism(_int(r["parallelism"]["tp"], "parallelism.tp", source),
@@ -203,7 +251,7 @@ def build_scenario(data: dict[str, Any], *, source: str, base_dir: Path | None) 
     _check_located(lambda: par.check_model(model), source)
     precision = _precision(r["precision"], source)
     _scheduler(r["scheduler"], source)
-    _int(r["replicas"], "replicas", source)
+    _int(r["replicas"], "replicas", source, maximum=MAX_INSTANCES)
     if r["router"] not in ROUTER_NAMES:
         raise InputError(f"unknown router{did_you_mean(str(r['router']), ROUTER_NAMES)}; expected one of "
                          f"{', '.join(ROUTER_NAMES)}", source=source, where="router", value=r["router"])
@@ -212,8 +260,11 @@ def build_scenario(data: dict[str, Any], *, source: str, base_dir: Path | None) 
     if not isinstance(engine_cfg["fast_forward"], bool):
         raise InputError("expected true or false", source=source, where="engine.fast_forward",
                          value=engine_cfg["fast_forward"])
+    _text(engine_cfg["profile"], "engine.profile", source, "an engine profile name or a profile YAML")
     engine = _check_located(lambda: load_engine(engine_cfg["profile"], base_dir=base_dir), source,
                             "engine.profile")
+    _text(engine_cfg["calibration"], "engine.calibration", source,
+          f"{', '.join(CALIBRATION_KEYWORDS)} or a calibration YAML")
     calibration, cal_source = resolve_calibration(engine_cfg["calibration"], r["hardware"], base_dir, source)
     if not isinstance(r["workload"], dict):
         raise InputError("expected a mapping", source=source, where="workload", value=r["workload"])
@@ -222,9 +273,12 @@ def build_scenario(data: dict[str, Any], *, source: str, base_dir: Path | None) 
     seed = 0 if seed is None else _int(seed, "workload.seed", source, minimum=0)
     disagg = _disaggregated(r, model, gpu, par, source, base_dir) if r["scheduler"]["policy"] == "disaggregated" \
         else None
+    speculative = None if r["speculative"] is None else \
+        SpeculativeConfig.from_dict(r["speculative"], source=source, base_dir=base_dir)
     return Scenario(resolved=r, source=source, model=model, gpu=gpu, parallelism=par, precision=precision,
                     workload=workload, slo=slo, engine=engine, calibration=calibration,
-                    calibration_source=cal_source, seed=seed, base_dir=base_dir, disaggregated=disagg)
+                    calibration_source=cal_source, seed=seed, base_dir=base_dir, disaggregated=disagg,
+                    speculative=speculative)
 
 
 def _check_located(fn, source: str, where: str | None = None):
@@ -235,7 +289,7 @@ def _check_located(fn, source: str, where: str | None = None):
 
 
 def _model(r: dict[str, Any], source: str, base_dir: Path | None) -> ModelSpec:
-    overrides = r["model_overrides"] or {}
+    overrides = {} if r["model_overrides"] is None else r["model_overrides"]
     if not isinstance(overrides, dict):
         raise InputError("expected a mapping of model fields", source=source, where="model_overrides", value=overrides)
     try:
@@ -269,13 +323,13 @@ def _scheduler(s: dict[str, Any], source: str) -> None:
         raise InputError(f"unknown policy{did_you_mean(str(s['policy']), POLICIES)}; expected one of "
                          f"{', '.join(POLICIES)}", source=source, where="scheduler.policy", value=s["policy"])
     for key in ("max_num_seqs", "max_batched_tokens", "chunk_size", "block_size"):
-        _int(s[key], f"scheduler.{key}", source)
+        _int(s[key], f"scheduler.{key}", source, maximum=MAX_COUNT)
     util = s["gpu_memory_utilization"]
     if isinstance(util, bool) or not isinstance(util, (int, float)) or not 0 < util <= 1:
         raise InputError("expected a fraction in (0, 1]", source=source, where="scheduler.gpu_memory_utilization",
                          value=util)
     if s["num_kv_blocks"] is not None:
-        _int(s["num_kv_blocks"], "scheduler.num_kv_blocks", source)
+        _int(s["num_kv_blocks"], "scheduler.num_kv_blocks", source, maximum=MAX_COUNT)
     if not isinstance(s["prefix_caching"], bool):
         raise InputError("expected true or false", source=source, where="scheduler.prefix_caching",
                          value=s["prefix_caching"])
@@ -292,7 +346,11 @@ def _slo(s: dict[str, Any], source: str) -> Slo:
 
 
 def resolve_calibration(spec: Any, hardware: Any, base_dir: Path | None, source: str) -> tuple[CalibrationProfile, str]:
-    """``auto`` (the profile beside the hardware YAML, else defaults), ``default``, ``datasheet`` or a path."""
+    """``auto`` (the profile beside the hardware YAML, else defaults), ``default``, ``datasheet`` or a path.
+
+    ``source`` is the scenario file (errors then name the key ``engine.calibration``) or a flag such as
+    ``--calibration``.
+    """
     text = str(spec)
     if text == "datasheet":
         return DATASHEET, "datasheet"
@@ -301,11 +359,12 @@ def resolve_calibration(spec: Any, hardware: Any, base_dir: Path | None, source:
     if text == "auto":
         hw_path = resolve_hardware_path(str(hardware), base_dir=base_dir)
         beside = hw_path.with_name(f"{hw_path.stem}.calibration.yaml")
-        return (load_calibration(beside), str(beside)) if beside.is_file() else (DEFAULT, "default")
+        return (load_calibration(beside), str(beside)) if is_file(beside) else (DEFAULT, "default")
     path = Path(text) if base_dir is None or Path(text).is_absolute() else base_dir / text
-    if not path.is_file():
-        raise InputError("calibration file not found (expected auto, default, datasheet or a path)", source=source,
-                         where="engine.calibration", value=text)
+    if not is_file(path):
+        raise InputError(f"calibration file not found: {path} (expected auto, default, datasheet or a path)",
+                         source=source, where=None if str(source).startswith("--") else "engine.calibration",
+                         value=text)
     return load_calibration(path), str(path)
 
 
@@ -315,17 +374,20 @@ def _disaggregated(r: dict[str, Any], model: ModelSpec, gpu: GpuSpec, par: Paral
     pools = {}
     for role, limit_key in (("prefill", "max_batched_tokens"), ("decode", "max_num_seqs")):
         cfg = d[role]
-        n = _int(cfg["instances"], f"disaggregated.{role}.instances", source)
+        n = _int(cfg["instances"], f"disaggregated.{role}.instances", source, maximum=MAX_INSTANCES)
+        if cfg["hardware"] is not None:
+            _text(cfg["hardware"], f"disaggregated.{role}.hardware", source, "a built-in GPU name or a hardware YAML")
         hw = _hardware(cfg["hardware"], f"disaggregated.{role}.hardware", source, base_dir) \
             if cfg["hardware"] is not None else gpu
         tp = par.tp if cfg["tp"] is None else _int(cfg["tp"], f"disaggregated.{role}.tp", source)
         p = Parallelism(tp, par.pp)
         _check_located(lambda: p.check_model(model), source)
-        limit = sched[limit_key] if cfg[limit_key] is None else _int(cfg[limit_key], f"disaggregated.{role}.{limit_key}",
-                                                                     source)
+        limit = sched[limit_key] if cfg[limit_key] is None else \
+            _int(cfg[limit_key], f"disaggregated.{role}.{limit_key}", source, maximum=MAX_COUNT)
         pools[role] = PoolConfig(n, hw, p, limit if role == "prefill" else sched["max_batched_tokens"],
                                  limit if role == "decode" else sched["max_num_seqs"])
     link = d["link"]
+    _text(link["kind"], "disaggregated.link.kind", source, "a link name such as infiniband")
     for key in ("bandwidth_bytes_per_s", "latency_s"):
         _num(link[key], f"disaggregated.link.{key}", source, positive=(key == "bandwidth_bytes_per_s"))
     if not isinstance(d["stream_layers"], bool):
@@ -336,9 +398,69 @@ def _disaggregated(r: dict[str, Any], model: ModelSpec, gpu: GpuSpec, par: Paral
             "stream_layers": d["stream_layers"]}
 
 
+def check_memory(sc: Scenario) -> None:
+    """InputError (with the numbers, naming the file) when the weights leave no room for a KV cache.
+
+    Sizes memory as the run does (``llmsim.api``): the activation budget is ``chunk_size`` under the chunked
+    policy, else the pool's ``max_batched_tokens``.
+    """
+    s = sc.scheduler
+    if sc.disaggregated is None:
+        budget = s["chunk_size"] if s["policy"] == "chunked" else s["max_batched_tokens"]
+        pools = [("parallelism", sc.gpu, sc.parallelism, budget, s["max_num_seqs"])]
+    else:
+        pools = [(f"disaggregated.{role}", pool.gpu, pool.parallelism, pool.max_batched_tokens, pool.max_num_seqs)
+                 for role, pool in ((r, sc.disaggregated[r]) for r in ("prefill", "decode"))]
+    for where, gpu, par, budget, seqs in pools:
+        try:
+            plan_memory(sc.model, gpu, par, sc.precision, gpu_memory_utilization=s["gpu_memory_utilization"],
+                        block_size=s["block_size"], max_batched_tokens=budget, max_num_seqs=seqs)
+        except InputError as exc:
+            raise InputError(exc.message, source=sc.source, where=where) from None
+
+
 def dump_resolved(scenario: Scenario) -> str:
-    """The resolved scenario as YAML (defaults and overrides applied)."""
-    return yaml.safe_dump(_plain(scenario.resolved), sort_keys=False, width=120)
+    """The resolved scenario as YAML (defaults and overrides applied, the seed written out).
+
+    Relative file paths are written absolute, so the file reruns the same scenario from any folder
+    (a run folder included).
+    """
+    out = _absolute_paths(scenario.resolved, scenario.base_dir)
+    if isinstance(out.get("workload"), dict):
+        out["workload"]["seed"] = scenario.seed
+    return yaml.safe_dump(_plain(out), sort_keys=False, width=120)
+
+
+def _absolute_paths(resolved: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """A copy of ``resolved`` whose file paths (model, draft model, hardware, engine profile, calibration,
+    trace and length files) are absolute, resolved as the loaders resolve them (against ``base_dir``, else the
+    working directory). Built-in names are kept."""
+    out = copy.deepcopy(resolved)
+    base = Path.cwd() if base_dir is None else Path(base_dir)
+
+    def fix(node: Any, key: str, is_path) -> None:
+        value = node.get(key) if isinstance(node, dict) else None
+        if isinstance(value, str) and is_path(value) and not Path(value).expanduser().is_absolute():
+            node[key] = str((base / Path(value).expanduser()).resolve())
+
+    def hardware_path(v: str) -> bool:
+        return "/" in v or v.endswith((".yaml", ".yml"))
+    fix(out, "model", lambda v: v not in BUILTIN_MODELS)
+    fix(out.get("speculative"), "draft_model", lambda v: v not in BUILTIN_MODELS)
+    fix(out, "hardware", hardware_path)
+    engine = out.get("engine") or {}
+    fix(engine, "profile", lambda v: v != "cuda-graphs" and not is_file(builtin_engine_dir() / f"{v}.yaml"))
+    fix(engine, "calibration", lambda v: v not in CALIBRATION_KEYWORDS)
+    for role in ("prefill", "decode"):
+        fix((out.get("disaggregated") or {}).get(role), "hardware", hardware_path)
+    workload = out.get("workload") or {}
+    for key in ("trace", "lengths_file"):
+        fix(workload, key, lambda v: True)
+    for key in ("prompt_tokens", "output_tokens"):
+        dist = workload.get(key)
+        if isinstance(dist, dict) and dist.get("dist") == "file":
+            fix(dist, "path", lambda v: True)
+    return out
 
 
 def _plain(value: Any) -> Any:

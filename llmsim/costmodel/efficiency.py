@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import yaml
 
-from llmsim.errors import InputError
+from llmsim.errors import InputError, did_you_mean
 from llmsim.specs._yaml import read_yaml_mapping
 
 #: Size variable of each operator class's generic curve.
@@ -238,33 +238,110 @@ DEFAULT = uniform_profile("default", gemm=0.72, memory=0.82, attn_prefill=0.45, 
                           source="uncalibrated defaults: Azure AI-benchmarking-guide achieved fractions")
 
 
+#: Top-level keys of a calibration file (see :meth:`CalibrationProfile.to_dict`).
+CALIBRATION_KEYS = ("name", "source", "launch_s", "per_layer_s", "per_token_layer_s", "mixed_query_tile",
+                    "time_scale", "band", "residuals", "curves")
+CURVE_KEYS = ("variable", "knots", "eff")
+TABLE_KEYS = ("variable", "x_knots", "y_knots", "eff")
+BAND_KEYS = ("q05", "q95", "source")
+
+
 def load_calibration(path: Path) -> CalibrationProfile:
-    """Read a calibration YAML written by :meth:`CalibrationProfile.save` (or by hand)."""
+    """Read a calibration YAML written by :meth:`CalibrationProfile.save` (or by hand).
+
+    Every key is checked (unknown keys get a did-you-mean); :class:`InputError` names the file and key path.
+    """
     data = read_yaml_mapping(path)
-    curves: dict[str, Curve | Table2D] = {}
+    for key in data:
+        if key not in CALIBRATION_KEYS:
+            raise InputError(f"unknown calibration field{did_you_mean(key, CALIBRATION_KEYS)}; expected one of "
+                             f"{', '.join(CALIBRATION_KEYS)}", source=path, where=key)
     raw = data.get("curves")
     if not isinstance(raw, dict) or not raw:
-        raise InputError("expected a non-empty mapping of curves", source=path, where="curves")
+        raise InputError("expected a non-empty mapping of curves", source=path, where="curves", value=raw)
+    curves: dict[str, Curve | Table2D] = {}
     for key, spec in raw.items():
+        _check_curve_key(key, path)
         try:
             curves[key] = _curve_from_dict(spec)
         except InputError as exc:
             raise exc.located(source=path, where_prefix=f"curves.{key}") from None
-        except (TypeError, ValueError, KeyError) as exc:
-            raise InputError(f"malformed curve: {exc}", source=path, where=f"curves.{key}") from None
-    terms = {}
-    for key in ("launch_s", "per_layer_s", "per_token_layer_s", "mixed_query_tile"):
-        try:
-            terms[key] = float(data.get(key, 0.0))
-        except (TypeError, ValueError):
-            raise InputError("expected a number", source=path, where=key, value=data.get(key)) from None
-        if not np.isfinite(terms[key]) or terms[key] < 0:
-            raise InputError("expected a number >= 0", source=path, where=key, value=data.get(key))
-    return CalibrationProfile(name=str(data.get("name", Path(path).stem)), curves=curves, launch_s=terms["launch_s"],
-                              source=str(data.get("source", path)), residuals=data.get("residuals") or {},
+    terms = {key: _cal_number(data.get(key, 0.0), path, key)
+             for key in ("launch_s", "per_layer_s", "per_token_layer_s")}
+    tile = data.get("mixed_query_tile", 0)
+    if isinstance(tile, bool) or not isinstance(tile, int) or not 0 <= tile <= 2**20:
+        raise InputError("expected an integer >= 0 (query rows per attention tile; 0 = off)", source=path,
+                         where="mixed_query_tile", value=tile)
+    for key in ("name", "source"):
+        if key in data and not isinstance(data[key], str):
+            raise InputError("expected text", source=path, where=key, value=data[key])
+    residuals = data.get("residuals")
+    if residuals is not None and not isinstance(residuals, dict):
+        raise InputError("expected a mapping (fit residuals, informational)", source=path, where="residuals",
+                         value=residuals)
+    return CalibrationProfile(name=data.get("name", Path(path).stem), curves=curves, launch_s=terms["launch_s"],
+                              source=data.get("source", str(path)), residuals=residuals or {},
                               per_layer_s=terms["per_layer_s"], per_token_layer_s=terms["per_token_layer_s"],
-                              mixed_query_tile=int(terms["mixed_query_tile"]), band=data.get("band") or {},
+                              mixed_query_tile=tile, band=_band(data.get("band"), path),
                               time_scale=_time_scale(data.get("time_scale"), path))
+
+
+def _check_curve_key(key: Any, path: Path) -> None:
+    """A curve is stored under an operator class or ``gemm/NxK`` / ``gemm_fp8/NxK`` (N, K positive integers)."""
+    family, sep, shape = str(key).partition("/")
+    n, x, k = shape.partition("x")
+    if isinstance(key, str) and (key in CLASS_VARIABLES or (
+            sep and family in ("gemm", "gemm_fp8") and x and _positive_decimal(n) and _positive_decimal(k))):
+        return
+    raise InputError(f"unknown curve{did_you_mean(str(key), CLASS_VARIABLES)}; expected an operator class "
+                     f"({', '.join(CLASS_VARIABLES)}) or gemm/NxK, gemm_fp8/NxK", source=path, where=f"curves.{key}")
+
+
+def _positive_decimal(text: str) -> bool:
+    """True for ASCII digits (at most 12) that spell an integer > 0."""
+    return text.isascii() and text.isdigit() and len(text) <= 12 and int(text) > 0
+
+
+def _cal_number(value: Any, path: Path, where: str) -> float:
+    """A finite number >= 0 (YAML strings such as '1e-6', which PyYAML reads as text, are accepted)."""
+    number = _finite(value)
+    if number is None or number < 0:
+        raise InputError("expected a number >= 0", source=path, where=where, value=value)
+    return number
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None when it is not a number (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _band(raw: Any, path: Path) -> dict[str, Any]:
+    """``band: {q05, q95, source}``: relative errors of whole iterations, -1 < q05 <= q95 (or an empty band)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping {q05, q95, source}", source=path, where="band", value=raw)
+    for key in raw:
+        if key not in BAND_KEYS:
+            raise InputError(f"unknown band field{did_you_mean(key, BAND_KEYS)}; expected one of "
+                             f"{', '.join(BAND_KEYS)}", source=path, where=f"band.{key}")
+    if ("q05" in raw) != ("q95" in raw):
+        raise InputError("give both q05 and q95 (or neither)", source=path, where="band")
+    for key in ("q05", "q95"):
+        if key in raw and (isinstance(raw[key], str) or _finite(raw[key]) is None or not raw[key] > -1):
+            raise InputError("expected a relative error (a number > -1)", source=path, where=f"band.{key}",
+                             value=raw[key])
+    if "q05" in raw and raw["q05"] > raw["q95"]:
+        raise InputError(f"expected q05 <= q95 ({raw['q95']})", source=path, where="band.q05", value=raw["q05"])
+    if "source" in raw and not isinstance(raw["source"], str):
+        raise InputError("expected text", source=path, where="band.source", value=raw["source"])
+    return dict(raw)
 
 
 def _time_scale(raw: Any, path: Path) -> dict[str, float]:
@@ -276,18 +353,45 @@ def _time_scale(raw: Any, path: Path) -> dict[str, float]:
     out = {}
     for key, value in raw.items():
         if key not in CLASS_VARIABLES:
-            raise InputError(f"unknown operator class; expected one of {', '.join(CLASS_VARIABLES)}", source=path,
-                             where=f"time_scale.{key}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InputError(f"unknown operator class{did_you_mean(str(key), CLASS_VARIABLES)}; expected one of "
+                             f"{', '.join(CLASS_VARIABLES)}", source=path, where=f"time_scale.{key}")
+        number = None if isinstance(value, str) else _finite(value)
+        if number is None or number <= 0:
             raise InputError("expected a positive multiplier", source=path, where=f"time_scale.{key}", value=value)
-        out[key] = float(value)
+        out[key] = number
     return out
 
 
-def _curve_from_dict(spec: Mapping[str, Any]) -> Curve | Table2D:
+def _curve_from_dict(spec: Any) -> Curve | Table2D:
+    """A :class:`Curve` ``{variable, knots, eff}`` or a :class:`Table2D` ``{variable, x_knots, y_knots, eff}``."""
     if not isinstance(spec, dict):
-        raise InputError("expected a mapping with knots and eff")
-    if "x_knots" in spec:
-        return Table2D(np.asarray(spec["x_knots"], float), np.asarray(spec["y_knots"], float),
-                       np.asarray(spec["eff"], float), str(spec.get("variable", "")))
-    return Curve(np.asarray(spec["knots"], float), np.asarray(spec["eff"], float), str(spec.get("variable", "")))
+        raise InputError("expected a mapping {variable, knots, eff} or {variable, x_knots, y_knots, eff}", value=spec)
+    table = "x_knots" in spec or "y_knots" in spec
+    allowed = TABLE_KEYS if table else CURVE_KEYS
+    for key in spec:
+        if key not in allowed:
+            raise InputError(f"unknown curve field{did_you_mean(str(key), allowed)}; expected one of "
+                             f"{', '.join(allowed)}", where=str(key))
+    for key in allowed[1:]:
+        if key not in spec:
+            raise InputError("required field missing", where=key)
+    variable = spec.get("variable", "")
+    if not isinstance(variable, str):
+        raise InputError("expected text", where="variable", value=variable)
+    if table:
+        eff = _float_array(spec["eff"], "eff", rows=True)
+        return Table2D(_float_array(spec["x_knots"], "x_knots"), _float_array(spec["y_knots"], "y_knots"), eff,
+                       variable)
+    return Curve(_float_array(spec["knots"], "knots"), _float_array(spec["eff"], "eff"), variable)
+
+
+def _float_array(value: Any, where: str, *, rows: bool = False) -> np.ndarray:
+    """A non-empty list of finite numbers (``rows``: a list of such lists, all of one length) as an array."""
+    what = "a list of lists of numbers (one row per x knot)" if rows else "a list of numbers"
+    flat = value if isinstance(value, list) and value else None
+    if flat is not None and rows:
+        same = all(isinstance(r, list) and r and len(r) == len(value[0]) for r in value)
+        flat = [v for r in value for v in r] if same else None
+    if flat is None or any(isinstance(v, str) or _finite(v) is None for v in flat):
+        raise InputError(f"expected {what}, all finite", where=where, value=value)
+    return np.asarray(value, dtype=float)

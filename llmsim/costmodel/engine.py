@@ -10,6 +10,7 @@ another for iterations run eagerly (prefill, mixed, or larger decode batches).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,7 @@ import yaml
 
 from llmsim.costmodel.batch import BatchFeatures
 from llmsim.errors import InputError, did_you_mean, unknown_name
-from llmsim.specs._yaml import read_yaml_mapping
+from llmsim.specs._yaml import is_file, read_yaml_mapping
 
 
 @dataclass(frozen=True)
@@ -103,36 +104,57 @@ def load_engine(name_or_path: str | Path, *, base_dir: Path | None = None) -> En
     if text == "cuda-graphs":
         return CUDA_GRAPHS
     path = builtin_engine_dir() / f"{text}.yaml"
-    if not path.is_file():
+    if not is_file(path):
         if "/" not in text and not text.endswith((".yaml", ".yml")):
             raise unknown_name("engine profile", text, builtin_engine_names())
         path = Path(text) if base_dir is None or Path(text).is_absolute() else base_dir / text
-        if not path.is_file():
-            raise InputError("engine profile not found", source=path)
+        if not is_file(path):
+            raise InputError(f"engine profile not found: {path}", value=text)
     return engine_from_mapping(read_yaml_mapping(path), source=path)
 
 
+ENGINE_KEYS = ("name", "source", "graph_max_seqs", "graph", "eager")
+
+
 def engine_from_mapping(data: Mapping[str, Any], *, source: object) -> EngineProfile:
-    """Validate a mapping (from YAML) into an :class:`EngineProfile`."""
-    known = {"name", "source", "graph_max_seqs", "graph", "eager"}
+    """Validate a mapping (from YAML) into an :class:`EngineProfile`.
+
+    Every host term must be a finite number of seconds >= 0; unknown keys are errors (with a suggestion).
+    """
+    if not data:
+        raise InputError("empty engine profile; expected graph: and/or eager: host terms", source=source)
     for key in data:
-        if key not in known:
-            raise InputError(f"unknown engine-profile field{did_you_mean(key, known)}", source=source, where=key)
-    terms = {}
-    for mode in ("graph", "eager"):
-        raw = data.get(mode) or {}
-        if not isinstance(raw, dict):
-            raise InputError("expected a mapping of host terms", source=source, where=mode, value=raw)
-        names = {f.name for f in dataclasses.fields(HostTerms)}
-        for key in raw:
-            if key not in names:
-                raise InputError(f"unknown host term{did_you_mean(key, names)}", source=source, where=f"{mode}.{key}")
-        try:
-            terms[mode] = HostTerms(**raw)
-        except InputError as exc:
-            raise exc.located(source=source, where_prefix=mode) from None
+        if key not in ENGINE_KEYS:
+            raise InputError(f"unknown engine-profile field{did_you_mean(key, ENGINE_KEYS)}; expected one of "
+                             f"{', '.join(ENGINE_KEYS)}", source=source, where=key)
+    terms = {mode: _host_terms(data.get(mode), mode, source) for mode in ("graph", "eager")}
     max_seqs = data.get("graph_max_seqs", 512)
-    if not isinstance(max_seqs, int) or max_seqs < 0:
+    if isinstance(max_seqs, bool) or not isinstance(max_seqs, int) or max_seqs < 0:
         raise InputError("expected an integer >= 0", source=source, where="graph_max_seqs", value=max_seqs)
-    return EngineProfile(name=str(data.get("name", Path(str(source)).stem)), graph=terms["graph"],
-                         eager=terms["eager"], graph_max_seqs=max_seqs, source=str(data.get("source", source)))
+    for key in ("name", "source"):
+        if key in data and not isinstance(data[key], str):
+            raise InputError("expected text", source=source, where=key, value=data[key])
+    return EngineProfile(name=data.get("name", Path(str(source)).stem), graph=terms["graph"],
+                         eager=terms["eager"], graph_max_seqs=max_seqs, source=data.get("source", str(source)))
+
+
+def _host_terms(raw: Any, mode: str, source: object) -> HostTerms:
+    """The ``graph:`` or ``eager:`` section: a mapping of host terms, each a finite number of seconds >= 0."""
+    if raw is None:
+        return HostTerms()
+    names = [f.name for f in dataclasses.fields(HostTerms)]
+    if not isinstance(raw, dict):
+        raise InputError(f"expected a mapping of host terms ({', '.join(names)})", source=source, where=mode,
+                         value=raw)
+    for key, value in raw.items():
+        if key not in names:
+            raise InputError(f"unknown host term{did_you_mean(key, names)}; expected one of {', '.join(names)}",
+                             source=source, where=f"{mode}.{key}")
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        try:
+            ok = ok and math.isfinite(value) and value >= 0
+        except OverflowError:
+            ok = False
+        if not ok:
+            raise InputError("expected a number of seconds >= 0", source=source, where=f"{mode}.{key}", value=value)
+    return HostTerms(**{k: float(v) for k, v in raw.items()})

@@ -10,12 +10,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 ITERATION_COLUMNS = ("replica", "start_s", "end_s", "prefill_tokens", "prefill_chunks", "decode_seqs",
-                     "decode_ctx_sum", "kv_blocks_used", "prefill_attn_pairs", "prefill_kv_tokens", "sampled")
+                     "decode_ctx_sum", "kv_blocks_used", "prefill_attn_pairs", "prefill_kv_tokens", "sampled",
+                     "draft_s", "spec_seqs", "spec_tokens")
 
 
 @dataclass
 class IterationLog:
     """Per-iteration rows: which replica, when, what it computed and how full its KV cache was.
+
+    The feature columns (``prefill_tokens`` .. ``sampled``) are what the target model computed, as priced. In
+    a speculative-decoding iteration the ``spec_seqs`` decoding sequences appear there as verification chunks
+    (``prefill_*`` columns, ``decode_seqs`` = 0); ``draft_s`` is the part of ``end_s - start_s`` spent in draft
+    steps and ``spec_tokens`` the output tokens the round produced (see ``llmsim.engine.speculative``).
 
     Single iterations are kept as rows of Python scalars and fast-forwarded spans as column arrays; the
     consumer sorts by (replica, start), so the two stores need not interleave.

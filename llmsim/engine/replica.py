@@ -9,6 +9,12 @@ iterations in one vectorised call (k = until the first request finishes or the K
 blocks) and sleeps once. If a request is submitted mid-span, the span is cut at the first boundary at or
 after that time, exactly where step-by-step simulation would have seen it. Both modes compute the replica
 clock with the same sequence of floating-point additions, so their records are identical.
+
+Speculative decoding (:mod:`llmsim.engine.speculative`): every iteration with decoding sequences is one
+round (draft steps, then one target pass verifying them alongside any prompt chunks); its duration is
+``draft_s + target pass``. Rounds are simulated one at a time, never fast-forwarded, so both modes run the
+same code. ITL: a round's tokens all arrive at its end; the first is one gap (from the previous token), the
+others are recorded at gap 0.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from llmsim.engine.kv_cache import blocks_for
 from llmsim.engine.records import GapRecorder, IterationLog
 from llmsim.engine.requests import FINISHED, REJECTED, WAITING
 from llmsim.engine.schedulers.base import BatchScheduler
+from llmsim.engine.speculative import Round, SpeculativeDecoder
 from llmsim.engine.state import IterationPlan, ReplicaState
 
 MAX_SPAN_ITERATIONS = 4096  # longest fast-forward span priced in one call (bounds memory, not results)
@@ -36,8 +43,10 @@ class Replica:
     def __init__(self, env: simpy.Environment, index: int, cost: CostModel, scheduler: BatchScheduler,
                  state: ReplicaState, iterations: IterationLog, gaps: GapRecorder, *, max_context_tokens: int,
                  fast_forward: bool = True, on_finish: Callable[[int, int], None] | None = None,
-                 on_prefilled: Callable[[int, int], bool] | None = None) -> None:
+                 on_prefilled: Callable[[int, int], bool] | None = None,
+                 speculative: SpeculativeDecoder | None = None) -> None:
         self.env, self.index, self.cost, self.scheduler, self.state = env, index, cost, scheduler, state
+        self.speculative = speculative  # decode by speculative rounds (None: one token per iteration)
         self.iterations, self.gaps = iterations, gaps
         self.max_context_tokens = max_context_tokens
         self.fast_forward = fast_forward
@@ -103,7 +112,8 @@ class Replica:
                 self._wake = None
                 self.clock = max(self.clock, self.env.now)
                 continue
-            if plan.stable and self.fast_forward and plan.decodes.size and not plan.chunks:
+            if plan.stable and self.fast_forward and self.speculative is None and plan.decodes.size \
+                    and not plan.chunks:
                 yield from self._decode_span(plan.decodes)
             else:
                 yield from self._one_iteration(plan)
@@ -112,22 +122,42 @@ class Replica:
         yield self.env.at(t)
 
     def _one_iteration(self, plan: IterationPlan):
+        f, rnd = self._features(plan)
+        pre_tokens, chunks, pairs, kv_tokens, decode_seqs, ctx_sum, sampled = f
+        draft_s = 0.0 if rnd is None else rnd.draft_s
+        start = self.clock
+        end = start + (draft_s + self.cost.time_one(*f))
+        spec_seqs, spec_tokens = (0, 0) if rnd is None else (plan.decodes.size, int(rnd.produced.sum()))
+        self.iterations.add_row(self.index, start, end, pre_tokens, chunks, decode_seqs, ctx_sum, self.state.kv.used,
+                                pairs, kv_tokens, sampled, draft_s, spec_seqs, spec_tokens)
+        yield from self._sleep_until(end)
+        self.clock = end
+        self._apply_chunks(plan.chunks, end)
+        if rnd is None:
+            self._apply_decodes(plan.decodes, 1, np.array([end]))
+        else:
+            self._apply_round(plan.decodes, rnd.produced, end)
+
+    def _features(self, plan: IterationPlan) -> tuple[tuple[float, ...], Round | None]:
+        """The target pass's feature sums (``CostModel.time_one``'s arguments) and the speculative round, if any.
+
+        With speculation the decoding sequences are verified as prompt chunks (see ``llmsim.engine.speculative``).
+        """
         t = self.state.table
         ids = np.array([r for r, _ in plan.chunks], dtype=np.int64)
         new = np.array([c for _, c in plan.chunks], dtype=np.float64)
         prior = t.prefilled[ids].astype(np.float64)
-        completes = (t.prefilled[ids] + new.astype(np.int64)) >= t.prefill_target[ids]
-        ctx = t.kv_len[plan.decodes].astype(np.float64)
-        pre_tokens, pairs, kv_tokens = float(new.sum()), float((new * (prior + (new + 1) / 2)).sum()), float((prior + new).sum())
-        decode_seqs, ctx_sum, sampled = float(len(ctx)), float(ctx.sum()), float(int(completes.sum()) + len(ctx))
-        start = self.clock
-        end = start + self.cost.time_one(pre_tokens, float(len(ids)), pairs, kv_tokens, decode_seqs, ctx_sum, sampled)
-        self.iterations.add_row(self.index, start, end, pre_tokens, len(ids), decode_seqs, ctx_sum,
-                                self.state.kv.used, pairs, kv_tokens, sampled)
-        yield from self._sleep_until(end)
-        self.clock = end
-        self._apply_chunks(plan.chunks, end)
-        self._apply_decodes(plan.decodes, 1, np.array([end]))
+        completes = int(((t.prefilled[ids] + new.astype(np.int64)) >= t.prefill_target[ids]).sum())
+        pre_tokens, kv_tokens = float(new.sum()), float((prior + new).sum())
+        pairs = float((new * (prior + (new + 1) / 2)).sum())
+        decodes = plan.decodes
+        if self.speculative is None or decodes.size == 0:
+            ctx = t.kv_len[decodes].astype(np.float64)
+            return (pre_tokens, float(len(ids)), pairs, kv_tokens, float(len(ctx)), float(ctx.sum()),
+                    float(completes + len(ctx))), None
+        rnd = self.speculative.plan_round(t.kv_len, t.generated, t.output, decodes)
+        return (pre_tokens + rnd.verify_tokens, float(len(ids) + decodes.size), pairs + rnd.verify_attn_pairs,
+                kv_tokens + rnd.verify_kv_tokens, 0.0, 0.0, completes + rnd.verify_tokens), rnd
 
     def _apply_chunks(self, chunks: list[tuple[int, int]], end: float) -> None:
         t = self.state.table
@@ -161,6 +191,20 @@ class Replica:
         t.last_token_s[ids] = ends[-1]
         for r in ids[t.generated[ids] >= t.output[ids]]:
             self._finish(int(r), float(ends[-1]))
+
+    def _apply_round(self, ids: np.ndarray, produced: np.ndarray, end: float) -> None:
+        """Advance decoding requests ``ids`` by one speculative round ending at ``end``, ``produced[i]`` tokens
+        each. ITL: one gap per request from its previous token; the round's other tokens come at gap 0."""
+        t = self.state.table
+        self.gaps.add(end - t.last_token_s[ids])
+        extra = int(produced.sum()) - ids.size
+        if extra:
+            self.gaps.add(np.zeros(1), extra)
+        t.kv_len[ids] += produced
+        t.generated[ids] += produced
+        t.last_token_s[ids] = end
+        for r in ids[t.generated[ids] >= t.output[ids]]:
+            self._finish(int(r), end)
 
     def _finish(self, r: int, end: float) -> None:
         t = self.state.table
@@ -214,6 +258,7 @@ class Replica:
         starts = np.concatenate(([self.clock], ends[:-1]))
         self.iterations.append(replica=self.index, start_s=starts, end_s=ends, prefill_tokens=0.0,
                                prefill_chunks=0, decode_seqs=b, decode_ctx_sum=ctx[:k], kv_blocks_used=used[:k],
-                               prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=b)
+                               prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=b, draft_s=0.0, spec_seqs=0,
+                               spec_tokens=0)
         self.clock = float(ends[-1])
         self._apply_decodes(ids, k, ends)

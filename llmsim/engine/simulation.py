@@ -22,6 +22,7 @@ from llmsim.engine.records import GapRecorder, IterationLog
 from llmsim.engine.replica import Replica
 from llmsim.engine.requests import REJECTED, RequestTable
 from llmsim.engine.schedulers.base import BatchScheduler
+from llmsim.engine.speculative import SpeculativeDecoder
 from llmsim.engine.state import ReplicaState
 
 
@@ -52,7 +53,7 @@ class UrgentTimeout(Event):
 
 @dataclass(frozen=True)
 class ReplicaSetup:
-    """How to build one replica: its cost model, scheduler and KV cache size."""
+    """How to build one replica: its cost model, scheduler and KV cache size (and speculative decoding, if any)."""
 
     cost: CostModel
     scheduler: BatchScheduler
@@ -60,6 +61,7 @@ class ReplicaSetup:
     block_size: int
     max_context_tokens: int
     role: str = "mixed"  # "mixed", "prefill" or "decode"
+    speculative: SpeculativeDecoder | None = None
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,12 @@ class Simulation:
         if self.prefix_caching:
             unit = _unit_tokens(self.unit_tokens, setup.block_size)
             cache = PrefixCache(unit, setup.block_size)
-        state = ReplicaState(self.table, KVBlockPool(setup.kv_blocks, setup.block_size, cache), self.prefix_keys)
+        spec = setup.speculative
+        state = ReplicaState(self.table, KVBlockPool(setup.kv_blocks, setup.block_size, cache), self.prefix_keys,
+                             lookahead_tokens=0 if spec is None else spec.lookahead_tokens)
         return Replica(self.env, i, setup.cost, setup.scheduler, state, self.iterations, self.gaps,
-                       max_context_tokens=setup.max_context_tokens, fast_forward=fast_forward, **hooks)
+                       max_context_tokens=setup.max_context_tokens, fast_forward=fast_forward, speculative=spec,
+                       **hooks)
 
     def _arrivals(self):
         arrival = self.table.arrival_s

@@ -5,6 +5,10 @@ The admission, release and preemption rules shared by every policy live here, so
 KV cache has blocks for everything it must prefill; a decoding sequence takes a new block when its next
 token crosses a block boundary; when blocks run out, the most recently admitted running request is
 preempted by recompute (its blocks are freed and it returns to the front of the waiting queue).
+
+With speculative decoding (``lookahead_tokens`` = k > 0) a decoding sequence must hold blocks for the
+``k_r + 1`` tokens its next round verifies, ``k_r = min(k, tokens still to produce - 1)`` (vLLM's lookahead
+slots); slots of rejected drafts stay allocated and are reused by the next round.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ class IterationPlan:
 class ReplicaState:
     """Queues and KV pool of one replica (requests are ids into the shared :class:`RequestTable`)."""
 
-    def __init__(self, table: RequestTable, kv: KVBlockPool, prefix_keys: list[np.ndarray] | None = None) -> None:
+    def __init__(self, table: RequestTable, kv: KVBlockPool, prefix_keys: list[np.ndarray] | None = None,
+                 lookahead_tokens: int = 0) -> None:
         self.table = table
         self.kv = kv
+        self.lookahead_tokens = lookahead_tokens  # speculative tokens per round (0: plain decoding)
         self.waiting: deque[int] = deque()
         self.running: list[int] = []
         self.prefix_keys = prefix_keys
@@ -150,15 +156,15 @@ class ReplicaState:
         self.preemption_count += 1
 
     def reserve_decode_slots(self, decoding: list[int]) -> list[int]:
-        """Give each decoding request a block for its next token if it needs one, preempting from the tail.
+        """Give each decoding request the blocks of its next step (:meth:`slot_blocks`), preempting from the tail.
 
         Returns the decoding requests that still run this iteration (in order). Victims are the most
         recently admitted running requests (vLLM V0 order); a request alone in the batch that still cannot
         get a block is preempted itself.
         """
-        t, kv, bs = self.table, self.kv, self.kv.block_size
+        t, kv = self.table, self.kv
         ids = np.asarray(decoding, dtype=np.int64)
-        need = (t.kv_len[ids] % bs == 0).astype(np.int64)
+        need = self.slot_blocks(ids)
         total = int(need.sum())
         if total <= kv.free:  # the common case: every sequence gets its block, nobody is preempted
             kv.allocate(total)
@@ -174,3 +180,29 @@ class ReplicaState:
         for r in survivors:
             t.blocks[r] += needs[r]
         return survivors
+
+    def decode_tokens(self, decoding: list[int]) -> int:
+        """Tokens the decoding requests put through the model next iteration: one each, or with speculation the
+        ``k_r + 1 = min(k + 1, tokens still to produce)`` tokens each round verifies."""
+        if self.lookahead_tokens == 0:
+            return len(decoding)
+        ids = np.asarray(decoding, dtype=np.int64)
+        t = self.table
+        return int(np.minimum(self.lookahead_tokens + 1, t.output[ids] - t.generated[ids]).sum())
+
+    def slot_blocks(self, ids: np.ndarray) -> np.ndarray:
+        """Blocks each decoding request in ``ids`` must add before its next step (int64, >= 0).
+
+        Plain decoding writes one token: a new block when ``kv_len`` sits on a block boundary. A speculative
+        round writes ``k_r + 1`` tokens: blocks up to ``kv_len + k_r + 1`` tokens, less those the request holds
+        (its own blocks and the prefix-cache units it references).
+        """
+        t, bs = self.table, self.kv.block_size
+        if self.lookahead_tokens == 0:
+            return (t.kv_len[ids] % bs == 0).astype(np.int64)
+        tokens = t.kv_len[ids] + np.minimum(self.lookahead_tokens + 1, t.output[ids] - t.generated[ids])
+        held = t.blocks[ids].copy()
+        if self.held_units:
+            unit = self.kv.prefix_cache.unit_blocks
+            held += np.array([len(self.held_units.get(int(r), ())) * unit for r in ids], dtype=np.int64)
+        return np.maximum(blocks_for(tokens, bs) - held, 0)

@@ -8,16 +8,18 @@ Units are SI: FLOP/s, bytes, bytes/s, seconds, watts; the hourly price is in US 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
 from llmsim.errors import InputError, did_you_mean, unknown_name
-from llmsim.specs._yaml import read_yaml_mapping
+from llmsim.specs._yaml import is_file, read_yaml_mapping
 
 #: Compute dtypes a GPU may list peaks for (int4 weight-only runs its math in bf16).
 COMPUTE_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+LINK_KEYS = ("kind", "bandwidth_bytes_per_s", "latency_s")
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,15 @@ def resolve_hardware_path(name_or_path: str | Path, *, base_dir: Path | None = N
     text = str(name_or_path)
     builtin = builtin_hardware_dir() / f"{text}.yaml"
     if "/" not in text and not text.endswith((".yaml", ".yml")):
-        if builtin.is_file():
+        if is_file(builtin):
             return builtin
         raise unknown_name("hardware", text, builtin_hardware_names())
     path = Path(text)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
-    if not path.is_file():
-        raise InputError("hardware file not found", source=path)
+    if not is_file(path):
+        raise InputError(f"hardware file not found: {path} (expected a built-in GPU name or a hardware YAML)",
+                         value=text)
     return path
 
 
@@ -122,44 +125,77 @@ def load_hardware(name_or_path: str | Path, overrides: Mapping[str, Any] | None 
 
 
 def _from_mapping(data: dict[str, Any], *, source: Path) -> GpuSpec:
-    known = {f.name for f in dataclasses.fields(GpuSpec)} - {"path"}
+    known = [f.name for f in dataclasses.fields(GpuSpec) if f.name != "path"]
     for key in data:
         if key not in known:
-            raise InputError(f"unknown hardware field{did_you_mean(key, known)}", source=source, where=key)
+            raise InputError(f"unknown hardware field{did_you_mean(key, known)}; expected one of {', '.join(known)}",
+                             source=source, where=key)
     for key in ("name", "peak_flops_per_s", "memory_bytes", "memory_bandwidth_bytes_per_s", "intra_node_link"):
-        if key not in data:
+        if data.get(key) is None:
             raise InputError("required field missing", source=source, where=key)
-    link = data.get("intra_node_link")
-    if not isinstance(link, dict):
-        raise InputError("expected a mapping {kind, bandwidth_bytes_per_s, latency_s}", source=source,
-                         where="intra_node_link", value=link)
+    fields = {k: v for k, v in data.items() if k != "intra_node_link"}
+    for key in ("name", "description"):
+        if key in fields and (not isinstance(fields[key], str) or not fields[key].strip()):
+            raise InputError("expected text", source=source, where=key, value=fields[key])
     if not isinstance(data["peak_flops_per_s"], dict):
-        raise InputError("expected a mapping of dtype to FLOP/s", source=source, where="peak_flops_per_s")
+        raise InputError("expected a mapping of dtype to FLOP/s", source=source, where="peak_flops_per_s",
+                         value=data["peak_flops_per_s"])
+    fields["peak_flops_per_s"] = {k: _number(v, source, f"peak_flops_per_s.{k}", positive=True)
+                                  for k, v in data["peak_flops_per_s"].items()}
+    for key in ("memory_bytes", "memory_bandwidth_bytes_per_s", "l2_cache_bytes", "tdp_w", "price_per_hour_usd"):
+        if fields.get(key) is not None:
+            fields[key] = _number(fields[key], source, key, positive=key != "price_per_hour_usd")
+    for key in ("sm_count", "pcie_generation"):
+        value = fields.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise InputError("expected a positive integer (or leave it out)", source=source, where=key, value=value)
+    fields["sources"] = _sources(fields.get("sources"), source)
+    fields.setdefault("description", fields["name"])
     try:
-        link_spec = LinkSpec(**{k: _number(v, source, f"intra_node_link.{k}") if k != "kind" else v
-                                for k, v in link.items()})
-        fields = {k: v for k, v in data.items() if k != "intra_node_link"}
-        fields["peak_flops_per_s"] = {k: _number(v, source, f"peak_flops_per_s.{k}")
-                                      for k, v in fields["peak_flops_per_s"].items()}
-        for key in ("memory_bytes", "memory_bandwidth_bytes_per_s", "l2_cache_bytes", "tdp_w", "price_per_hour_usd"):
-            if fields.get(key) is not None:
-                fields[key] = _number(fields[key], source, key)
-        fields["sources"] = tuple(fields.get("sources") or ())
-        fields.setdefault("description", fields["name"])
-        return GpuSpec(intra_node_link=link_spec, path=str(source), **fields)
+        return GpuSpec(intra_node_link=_link(data["intra_node_link"], source), path=str(source), **fields)
     except InputError as exc:
         raise exc.located(source=source) from None
-    except TypeError as exc:
-        raise InputError(f"bad hardware profile: {exc}", source=source) from None
 
 
-def _number(value: Any, source: Path, where: str) -> float:
-    """Accept ints, floats and YAML strings like '989.4e12' (PyYAML reads those as str)."""
-    if isinstance(value, bool):
-        raise InputError("expected a number", source=source, where=where, value=value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(str(value))
-    except ValueError:
-        raise InputError("expected a number", source=source, where=where, value=value) from None
+def _link(link: Any, source: Path) -> LinkSpec:
+    """``intra_node_link: {kind, bandwidth_bytes_per_s, latency_s}``, every key checked."""
+    if not isinstance(link, dict):
+        raise InputError(f"expected a mapping {{{', '.join(LINK_KEYS)}}}", source=source, where="intra_node_link",
+                         value=link)
+    for key in link:
+        if key not in LINK_KEYS:
+            raise InputError(f"unknown link field{did_you_mean(key, LINK_KEYS)}; expected one of "
+                             f"{', '.join(LINK_KEYS)}", source=source, where=f"intra_node_link.{key}")
+    for key in LINK_KEYS:
+        if link.get(key) is None:
+            raise InputError("required field missing", source=source, where=f"intra_node_link.{key}")
+    if not isinstance(link["kind"], str) or not link["kind"].strip():
+        raise InputError("expected a link name such as nvlink", source=source, where="intra_node_link.kind",
+                         value=link["kind"])
+    bandwidth = _number(link["bandwidth_bytes_per_s"], source, "intra_node_link.bandwidth_bytes_per_s", positive=True)
+    return LinkSpec(link["kind"], bandwidth, _number(link["latency_s"], source, "intra_node_link.latency_s",
+                                                     positive=False))
+
+
+def _sources(value: Any, source: Path) -> tuple[str, ...]:
+    """``sources``: a list of strings (citations), or absent."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError("expected a list of citations (text)", source=source, where="sources", value=value)
+    return tuple(value)
+
+
+def _number(value: Any, source: Path, where: str, *, positive: bool) -> float:
+    """A finite number > 0 (``positive``) or >= 0; YAML strings like '989.4e12' are accepted (PyYAML reads
+    exponents without a dot as str)."""
+    number = None
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):
+            number = None
+    if number is None or not math.isfinite(number) or number < 0 or (positive and number == 0):
+        raise InputError("expected a positive number" if positive else "expected a number >= 0", source=source,
+                         where=where, value=value)
+    return number

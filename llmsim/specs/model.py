@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from llmsim.errors import InputError, did_you_mean, unknown_name
-from llmsim.specs._yaml import read_yaml_mapping
+from llmsim.specs._yaml import exists, is_file, read_yaml_mapping
 
 #: Bytes per element of each supported storage dtype (int4: two values per byte).
 DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+
+#: Upper bound on every size field (2**40): far above any real model, low enough that products of sizes
+#: (parameter and byte counts) stay finite floats.
+MAX_SIZE = 2**40
 
 
 @dataclass(frozen=True)
@@ -51,15 +55,25 @@ class ModelSpec:
     source: str = ""
 
     def __post_init__(self) -> None:
-        if not self.head_dim and self.num_heads > 0:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InputError("expected a model name (text)", where="name", value=self.name)
+        if not isinstance(self.source, str):
+            raise InputError("expected text", where="source", value=self.source)
+        for name in ("tied_embeddings", "gated_mlp", "qkv_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError("expected true or false", where=name, value=getattr(self, name))
+        if self.head_dim is None:
+            object.__setattr__(self, "head_dim", 0)
+        _positive_int(self, "num_heads")
+        if not self.head_dim and isinstance(self.hidden_size, int) and not isinstance(self.hidden_size, bool):
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_heads)
         for name in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "intermediate_size",
                      "vocab_size", "head_dim", "max_context_tokens"):
             _positive_int(self, name)
         for name in ("num_experts", "experts_per_token", "expert_intermediate_size", "num_shared_experts"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InputError("expected a non-negative integer", where=name, value=value)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SIZE:
+                raise InputError(f"expected an integer from 0 to {MAX_SIZE}", where=name, value=value)
         if self.num_heads % self.num_kv_heads:
             raise InputError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads",
                              where="num_kv_heads", value=self.num_kv_heads)
@@ -131,14 +145,20 @@ class ModelSpec:
         known = {f.name for f in dataclasses.fields(self)}
         for key in overrides:
             if key not in known:
-                raise InputError(f"unknown model field{did_you_mean(key, known)}", source=source, where=key)
-        return dataclasses.replace(self, **dict(overrides))
+                raise InputError(f"unknown model field{did_you_mean(key, known)}; expected one of "
+                                 f"{', '.join(sorted(known))}", source=source, where=key)
+        try:
+            return dataclasses.replace(self, **dict(overrides))
+        except InputError as exc:
+            raise exc.located(source=source) from None
 
 
 def _positive_int(spec: ModelSpec, name: str) -> None:
     value = getattr(spec, name)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise InputError("expected a positive integer", where=name, value=value)
+    if value > MAX_SIZE:
+        raise InputError(f"expected a positive integer up to {MAX_SIZE}", where=name, value=value)
 
 
 # Built-in models. Each entry's numbers are read from the model's public HuggingFace config.json
@@ -201,25 +221,33 @@ def load_model(name_or_path: str | Path, overrides: Mapping[str, Any] | None = N
         path = Path(text)
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
-        if not (path.suffix in (".json", ".yaml", ".yml") or path.exists()):
+        if not (path.suffix in (".json", ".yaml", ".yml") or "/" in text or exists(path)):
             raise unknown_name("model", text, BUILTIN_MODELS)
-        if not path.is_file():
-            raise InputError("model file not found (expected a built-in model name, a HuggingFace "
-                             "config.json or a model YAML)", source=path)
+        if not is_file(path):
+            raise InputError(f"model file not found: {path} (expected a built-in model name, a HuggingFace "
+                             "config.json or a model YAML)", value=text)
         spec = _from_hf_config(path) if path.suffix == ".json" else _from_yaml(path)
     return spec.with_overrides(overrides) if overrides else spec
 
 
 def _from_hf_config(path: Path) -> ModelSpec:
     try:
-        cfg = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", source=path) from None
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start}); expected a JSON file", source=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc.__class__.__name__}", source=path) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"malformed JSON: {exc.msg}", source=path, where=f"line {exc.lineno}") from None
+    except (ValueError, RecursionError) as exc:  # an integer too long to convert, or nesting too deep
+        raise InputError(f"malformed JSON: {exc.__class__.__name__}: {exc}", source=path) from None
     if not isinstance(cfg, dict):
         raise InputError("expected a JSON object (a HuggingFace config.json)", source=path)
-    arch = (cfg.get("architectures") or [None])[0]
+    archs = cfg.get("architectures")
+    if not isinstance(archs, list) or not archs:
+        raise InputError(f"expected a list holding one of {', '.join(_HF_ARCHITECTURES)}", source=path,
+                         where="architectures", value=archs)
+    arch = archs[0]
     if arch not in _HF_ARCHITECTURES:
         raise InputError(f"unsupported architecture; supported: {', '.join(_HF_ARCHITECTURES)}",
                          source=path, where="architectures", value=arch)
@@ -235,11 +263,36 @@ def _hf_int(cfg: Mapping[str, Any], key: str, path: Path, default: Any = None) -
     return value
 
 
+def _hf_optional_int(cfg: Mapping[str, Any], path: Path, *keys: str) -> int:
+    """The first of ``keys`` present and not null (0 when none is): a non-negative integer."""
+    for key in keys:
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InputError("expected a non-negative integer", source=path, where=key, value=value)
+        return value
+    return 0
+
+
+def _hf_bool(cfg: Mapping[str, Any], key: str, path: Path) -> bool:
+    value = cfg.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InputError("expected true or false", source=path, where=key, value=value)
+    return value
+
+
 def _spec_from_hf_dict(cfg: Mapping[str, Any], *, name: str, source: Path) -> ModelSpec:
     heads = _hf_int(cfg, "num_attention_heads", source)
-    moe_width = cfg.get("moe_intermediate_size")
-    shared_width = cfg.get("shared_expert_intermediate_size") or 0
-    num_experts = cfg.get("num_local_experts") or cfg.get("num_experts") or 0
+    moe_width = _hf_optional_int(cfg, source, "moe_intermediate_size")
+    shared_width = _hf_optional_int(cfg, source, "shared_expert_intermediate_size")
+    num_experts = _hf_optional_int(cfg, source, "num_local_experts") or _hf_optional_int(cfg, source, "num_experts")
+    head_dim = cfg.get("head_dim")
+    model_type = cfg.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        raise InputError("expected text", source=source, where="model_type", value=model_type)
     args = dict(
         name=name,
         num_layers=_hf_int(cfg, "num_hidden_layers", source),
@@ -248,13 +301,13 @@ def _spec_from_hf_dict(cfg: Mapping[str, Any], *, name: str, source: Path) -> Mo
         num_kv_heads=_hf_int(cfg, "num_key_value_heads", source, default=heads),
         intermediate_size=_hf_int(cfg, "intermediate_size", source),
         vocab_size=_hf_int(cfg, "vocab_size", source),
-        head_dim=cfg.get("head_dim") or 0,
+        head_dim=0 if head_dim is None else head_dim,
         max_context_tokens=_hf_int(cfg, "max_position_embeddings", source, default=4096),
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        qkv_bias=bool(cfg.get("attention_bias", False)) or str(cfg.get("model_type")).startswith("qwen2"),
-        num_experts=int(num_experts),
-        experts_per_token=int(cfg.get("num_experts_per_tok") or 0),
-        expert_intermediate_size=int(moe_width or (cfg["intermediate_size"] if num_experts else 0)),
+        tied_embeddings=_hf_bool(cfg, "tie_word_embeddings", source),
+        qkv_bias=_hf_bool(cfg, "attention_bias", source) or str(model_type).startswith("qwen2"),
+        num_experts=num_experts,
+        experts_per_token=_hf_optional_int(cfg, source, "num_experts_per_tok"),
+        expert_intermediate_size=moe_width or (cfg["intermediate_size"] if num_experts else 0),
         num_shared_experts=(1 if shared_width else 0),
         source=str(source),
     )
@@ -264,21 +317,35 @@ def _spec_from_hf_dict(cfg: Mapping[str, Any], *, name: str, source: Path) -> Mo
         raise exc.located(source=source) from None
     if shared_width and moe_width and shared_width != moe_width:
         # A shared expert of a different width is modelled as ceil(width ratio) experts of the routed width.
-        ratio = -(-int(shared_width) // int(moe_width))
+        ratio = -(-shared_width // moe_width)
         spec = dataclasses.replace(spec, num_shared_experts=ratio)
     return spec
 
 
-def _from_yaml(path: Path) -> ModelSpec:
+def _from_yaml(path: Path, chain: tuple[Path, ...] = ()) -> ModelSpec:
     data = read_yaml_mapping(path)
     base = data.pop("base", None)
     if base is not None:
-        return load_model(str(base), base_dir=path.parent).with_overrides(
-            {"name": data.pop("name", path.stem), **data}, source=path)
+        if not isinstance(base, str) or not base.strip():
+            raise InputError("expected a built-in model name or a model file", source=path, where="base",
+                             value=base)
+        here = path.resolve()
+        if here in chain:
+            raise InputError("model files name each other as base (a cycle)", source=path, where="base", value=base)
+        base_path = path.parent / base
+        try:
+            spec = _from_yaml(base_path, (*chain, here)) if base not in BUILTIN_MODELS and base_path.suffix in (
+                ".yaml", ".yml") and is_file(base_path) else load_model(base, base_dir=path.parent)
+        except InputError as exc:
+            if exc.source is not None:
+                raise
+            raise InputError(exc.message, source=path, where="base", value=exc.value) from None
+        return spec.with_overrides({"name": data.pop("name", path.stem), **data}, source=path)
     known = {f.name for f in dataclasses.fields(ModelSpec)}
     for key in data:
         if key not in known:
-            raise InputError(f"unknown model field{did_you_mean(key, known)}", source=path, where=key)
+            raise InputError(f"unknown model field{did_you_mean(key, known)}; expected one of "
+                             f"{', '.join(sorted(known))}", source=path, where=key)
     data.setdefault("name", path.stem)
     data.setdefault("source", str(path))
     try:

@@ -11,10 +11,10 @@ from llmsim.engine.state import IterationPlan, ReplicaState
 
 @dataclass(frozen=True)
 class ChunkedScheduler:
-    """Each iteration has a budget of ``chunk_size`` tokens: first every running decode (one token each),
-    then the requests part-way through their prompts in admission order, then new requests FCFS while a
-    slot (``max_num_seqs``) and KV blocks for the whole prompt are free. Each prompt takes
-    min(remaining prompt, remaining budget) tokens. Decodes and chunks are priced as one batch."""
+    """Each iteration has a budget of ``chunk_size`` tokens: first every running decode (one token each, or the
+    k + 1 tokens a speculative round verifies), then the requests part-way through their prompts in admission
+    order, then new requests FCFS while a slot (``max_num_seqs``) and KV blocks for the whole prompt are free.
+    Each prompt takes min(remaining prompt, remaining budget) tokens. Decodes and chunks are priced as one batch."""
 
     max_num_seqs: int = 256
     chunk_size: int = 512
@@ -26,7 +26,7 @@ class ChunkedScheduler:
     def plan_iteration(self, state: ReplicaState, now_s: float) -> IterationPlan:
         """Decodes first, then partial prompts, then new admissions, within the token budget."""
         decodes = state.reserve_decode_slots(state.decoding())
-        budget = self.chunk_size - len(decodes)
+        budget = self.chunk_size - state.decode_tokens(decodes)
         chunks: list[tuple[int, int]] = []
         for r in state.partial_prefills():
             if budget <= 0:
