@@ -112,6 +112,9 @@ def memory(model: str = typer.Option(..., "--model", help="Built-in model, confi
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Weights, KV bytes per token, and how many KV tokens fit per replica."""
     from llmsim.costmodel import plan_memory
+    for flag, value in (("--block-size", block_size), ("--max-batched-tokens", max_batched_tokens)):
+        if value < 1:
+            raise InputError("expected an integer >= 1", source=flag, value=value)
     cm = _cost_model(model, hw, tp, pp, weights_dtype, kv_dtype, "default", "cuda-graphs")
     plan = plan_memory(cm.model, cm.gpu, cm.parallelism, cm.precision, gpu_memory_utilization=utilization,
                        block_size=block_size, max_batched_tokens=max_batched_tokens)

@@ -15,6 +15,7 @@ request, so short runs are judged correctly.)
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -54,7 +55,7 @@ def slo_target(name: Any, limit: Any, *, source: object, where: str) -> SloTarge
         raise InputError(f"unknown SLO{did_you_mean(str(name), SLO_NAMES)}; expected METRIC_pNN with METRIC in "
                          f"{', '.join(METRICS)} and NN in {', '.join(map(str, PERCENTILES))}", source=source,
                          where=where, value=name)
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit <= 0:
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit <= sys.float_info.max:
         raise InputError("expected a latency limit in seconds (> 0)", source=source, where=f"{where}",
                          value=limit)
     metric, _, pct = str(name).partition("_p")

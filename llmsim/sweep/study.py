@@ -24,6 +24,7 @@ import hashlib
 import itertools
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -191,7 +192,7 @@ def _target_rate(value: Any, source: str) -> float | None:
             raise InputError(f"unknown key{did_you_mean(str(key), TARGET_KEYS)}; expected rate", source=source,
                              where=f"target.{key}")
     rate = value.get("rate")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= sys.float_info.max:
         raise InputError("expected a request rate in requests/s (> 0)", source=source, where="target.rate",
                          value=rate)
     return float(rate)

@@ -44,16 +44,24 @@ def _finite(value: int | float) -> bool:
         return False
 
 
+#: Largest magnitude any workload number may have: beyond 2**53 integers lose precision as floats, and no
+#: request count, token length, rate or time of a real workload comes near it.
+MAX_NUMBER = float(2 ** 53)
+
+
 def number(value: object, where: str, source: object, *, minimum: float | None = None,
-           positive: bool = False, integer: bool = False) -> float | int:
+           positive: bool = False, integer: bool = False, maximum: float = MAX_NUMBER) -> float | int:
     """``value`` as a finite number (an int when ``integer``), checked against the bounds.
 
-    ``positive`` requires > 0, ``minimum`` requires >= minimum. Any real number type is accepted
-    (numpy scalars included); booleans and strings are rejected.
+    ``positive`` requires > 0, ``minimum`` requires >= minimum, ``maximum`` (default :data:`MAX_NUMBER`)
+    requires <= maximum. Any real number type is accepted (numpy scalars included); booleans and strings
+    are rejected.
     """
     kind = "a whole number" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not _finite(value):
         raise InputError(f"expected {kind}", source=source, where=where, value=value)
+    if value > maximum:
+        raise InputError(f"expected {kind} <= {maximum:,.0f}", source=source, where=where, value=value)
     if integer and value != math.floor(value):
         raise InputError(f"expected {kind}", source=source, where=where, value=value)
     if positive and value <= 0:
@@ -77,6 +85,14 @@ def choice(value: object, known: Iterable[str], kind: str, where: str, source: o
     return value
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for names the OS cannot even look up (too long, invalid)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def file_path(value: object, where: str, source: object, base_dir: Path | None) -> Path:
     """``value`` as an existing file path, relative paths resolved against ``base_dir``."""
     if not isinstance(value, (str, Path)) or not str(value).strip():
@@ -84,7 +100,7 @@ def file_path(value: object, where: str, source: object, base_dir: Path | None) 
     path = Path(value).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
-    if not path.is_file():
+    if not _is_file(path):
         raise InputError(f"file not found: {path}", source=source, where=where, value=str(value))
     return path
 

@@ -53,7 +53,7 @@ class ArrivalSpec:
                                 positive=True)
         if "cv" in allowed:
             cv = _keys.number(_keys.required(d, "cv", where, source), f"{where}.cv", source,
-                              positive=True)
+                              minimum=1e-3, maximum=1e3)  # gamma shape 1 / cv^2 stays a sane float
         return cls(process, rate, cv)
 
     def _gaps(self, rng: np.random.Generator, n: int) -> np.ndarray:

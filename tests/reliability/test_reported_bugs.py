@@ -1,6 +1,5 @@
-"""Bad inputs that still escape as tracebacks or wrong messages, in modules outside the loaders this suite
-maintains (the fix for each is in the docstring). Each test is a strict xfail: once fixed it passes, the
-xfail turns into a failure, and the marker should be removed."""
+"""Bad inputs that used to escape as tracebacks or wrong messages, in modules outside the loaders (each
+docstring says what the fix was); kept as regression tests."""
 
 from __future__ import annotations
 
@@ -12,10 +11,8 @@ from llmsim.sweep.study import study_from_mapping
 from .conftest import FULL_SCENARIO, REPLAY_SCENARIO, assert_clean_failure, dump, invoke, write_scenario_dir
 from .mutations import clean
 
-known_bug = pytest.mark.xfail(strict=True, reason="reported; fix outside the loader modules (see docstring)")
 
 
-@known_bug
 @pytest.mark.parametrize("section", [{"target": {"rate": 10**400}}, {"slo": {"ttft_p99": 10**400}}])
 def test_study_limit_too_large_for_a_float(section):
     """OverflowError from ``math.isfinite(10**400)``. Fix: in llmsim/sweep/study.py ``_target_rate`` and
@@ -34,7 +31,6 @@ def _workload(**changes):
     return {**FULL_SCENARIO, "workload": {**FULL_SCENARIO["workload"], **changes}}
 
 
-@known_bug
 @pytest.mark.parametrize("data", [
     _workload(clip_output=10**30),                                                      # OverflowError
     _workload(prompt_tokens={"dist": "fixed", "value": 10**30}),                        # OverflowError
@@ -52,7 +48,6 @@ def test_workload_numbers_beyond_int64_or_float_range(runner, tmp_path, data):
     assert result.exit_code == 0 or assert_clean_failure(result)
 
 
-@known_bug
 def test_trace_limit_beyond_a_c_long_blames_the_key_not_the_csv(runner, tmp_path):
     """Today: ``chat_300.csv: cannot parse as CSV: Python int too large to convert to C long`` (pandas
     ``nrows``). Fix: in ``llmsim/workload/loader.check_options`` bound ``limit`` by ``MAX_REQUESTS``."""
@@ -61,7 +56,6 @@ def test_trace_limit_beyond_a_c_long_blames_the_key_not_the_csv(runner, tmp_path
     assert "workload.limit" in line
 
 
-@known_bug
 @pytest.mark.parametrize("flag, value", [("--block-size", "0"), ("--block-size", "-4"),
                                          ("--max-batched-tokens", "0"), ("--max-batched-tokens", "-100000")])
 def test_memory_command_sizes_must_be_positive(runner, flag, value):
@@ -73,12 +67,13 @@ def test_memory_command_sizes_must_be_positive(runner, flag, value):
     assert flag in assert_clean_failure(result)
 
 
-def test_the_known_bugs_do_not_hide_in_loading():
-    """Loading those scenarios is fine (the traceback comes later), so the loader fuzz tests keep them."""
-    assert load_scenario(_workload(clip_output=10**30)).workload.clip_output == 10**30
+def test_out_of_range_workload_numbers_are_caught_when_loading():
+    """These used to load and then fail later with a traceback; now the loader names the key."""
+    with pytest.raises(Exception) as err:
+        load_scenario(_workload(clip_output=10**30))
+    assert type(err.value).__name__ == "InputError" and "workload.clip_output" in str(err.value)
 
 
-@known_bug
 @pytest.mark.parametrize("workload", [
     {"trace": "9" * 5000},
     {**FULL_SCENARIO["workload"], "prompt_tokens": {"dist": "file", "path": "9" * 5000}},
