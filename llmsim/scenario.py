@@ -164,16 +164,29 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     if "\n" in text or "\r" in text:
         raise InputError("expected a one-line value", source="--set", where=key.strip(), value=text)
     value = parse_yaml_mapping(f"v: {text}", source=f"--set {item}")["v"] if text.strip() else None
-    parts = key.strip().split(".")
+    try:
+        set_path(data, key.strip(), value)
+    except InputError as exc:
+        raise InputError(exc.message, source="--set", value=item) from None
+
+
+def set_path(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for ``key = "a.b.c"`` in place, creating missing mappings.
+
+    Raises:
+        InputError: when a prefix of ``key`` holds something other than a mapping.
+    """
+    parts = key.split(".")
     node = data
     for i, part in enumerate(parts[:-1]):
         child = node.get(part)
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise InputError(f"'{'.'.join(parts[:i + 1])}' is not a mapping", source="--set", value=item)
+            raise InputError(f"'{'.'.join(parts[:i + 1])}' is not a mapping, so '{key}' cannot be set",
+                             where=key, value=child)
         node = child
-    node[parts[-1]] = value
+    node[parts[-1]] = copy.deepcopy(value)
 
 
 def _merge_defaults(data: dict[str, Any], defaults: dict[str, Any], where: str, source: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from llmsim.errors import InputError, did_you_mean
-from llmsim.scenario import Scenario, build_scenario, builtin_scenario_dir
+from llmsim.scenario import Scenario, build_scenario, builtin_scenario_dir, set_path
 from llmsim.specs._yaml import read_yaml_mapping
 
 
@@ -54,25 +54,6 @@ def resolve_base(spec: Any, *, relative_to: Path | None, source: object, where: 
                              f"{did_you_mean(str(spec), names)}", source=source, where=where, value=str(spec))
         path = builtin
     return BaseScenario(read_yaml_mapping(path), str(path), path.parent)
-
-
-def set_path(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``data[a][b][c] = value`` for ``key = "a.b.c"`` in place, creating missing mappings.
-
-    Raises:
-        InputError: when a prefix of ``key`` holds something other than a mapping.
-    """
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise InputError(f"'{'.'.join(parts[:i + 1])}' is not a mapping, so '{key}' cannot be set",
-                             where=key, value=child)
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
 
 
 def derive(base: BaseScenario, overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
