@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from llmsim.engine.requests import FINISHED, REJECTED
+from llmsim.engine.records import merge_pairs
 from llmsim.engine.simulation import RawResult
 
 PERCENTILES = (50, 90, 95, 99)
@@ -82,11 +83,7 @@ def stats(values: np.ndarray) -> dict[str, float | None]:
 
 def merge_gaps(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge (gap, count) pairs by exact gap value: sorted unique gaps and their total counts (int64)."""
-    if values.size == 0:
-        return np.zeros(0), np.zeros(0, dtype=np.int64)
-    uniq, inverse = np.unique(values, return_inverse=True)
-    weight = np.bincount(inverse, weights=counts.astype(np.float64), minlength=uniq.size)  # integers, exact
-    return uniq, weight.astype(np.int64)
+    return merge_pairs(values, counts)
 
 
 def itl_frame(raw: RawResult) -> pd.DataFrame:

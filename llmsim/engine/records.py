@@ -1,11 +1,9 @@
 """Records a run produces: one row per iteration, and the inter-token gaps of every request (compressed).
 
-Both grow in chunks of numpy arrays (appending a fast-forwarded span of k iterations is one append).
+Both live in growable numpy buffers (appending a fast-forwarded span of k iterations is one copy).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -14,7 +12,28 @@ ITERATION_COLUMNS = ("replica", "start_s", "end_s", "prefill_tokens", "prefill_c
                      "draft_s", "spec_seqs", "spec_tokens")
 
 
-@dataclass
+class _Rows:
+    """A growable 2-D float64 table (capacity doubles), so appending rows costs 8 bytes per value."""
+
+    def __init__(self, width: int) -> None:
+        self.data = np.empty((1024, width))
+        self.size = 0
+
+    def extend(self, block: np.ndarray) -> None:
+        """Append the rows of ``block`` (shape (n, width))."""
+        n = block.shape[0]
+        if self.size + n > self.data.shape[0]:
+            grown = np.empty((max(2 * self.data.shape[0], self.size + n), self.data.shape[1]))
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size: self.size + n] = block
+        self.size += n
+
+    def view(self) -> np.ndarray:
+        """The rows written so far."""
+        return self.data[: self.size]
+
+
 class IterationLog:
     """Per-iteration rows: which replica, when, what it computed and how full its KV cache was.
 
@@ -23,54 +42,82 @@ class IterationLog:
     (``prefill_*`` columns, ``decode_seqs`` = 0); ``draft_s`` is the part of ``end_s - start_s`` spent in draft
     steps and ``spec_tokens`` the output tokens the round produced (see ``llmsim.engine.speculative``).
 
-    Single iterations are kept as rows of Python scalars and fast-forwarded spans as column arrays; the
-    consumer sorts by (replica, start), so the two stores need not interleave.
+    Rows are appended in the order replicas finish planning them; the consumer sorts by (replica, start).
     """
 
-    rows: list[tuple] = field(default_factory=list)
-    chunks: dict[str, list[np.ndarray]] = field(default_factory=lambda: {c: [] for c in ITERATION_COLUMNS})
-    count: int = 0
+    def __init__(self) -> None:
+        self._rows = _Rows(len(ITERATION_COLUMNS))
+
+    @property
+    def count(self) -> int:
+        """Iterations recorded."""
+        return self._rows.size
 
     def add_row(self, *values: float) -> None:
         """Append one iteration; values in :data:`ITERATION_COLUMNS` order."""
-        self.rows.append(values)
-        self.count += 1
+        self._rows.extend(np.array(values, dtype=np.float64).reshape(1, -1))
 
     def append(self, **columns: np.ndarray | float | int) -> None:
         """Append one or more rows; array arguments must share a length, scalars are broadcast."""
         n = max((np.size(v) for v in columns.values()), default=1)
-        for name in ITERATION_COLUMNS:
-            value = np.asarray(columns[name], dtype=np.float64)
-            self.chunks[name].append(np.broadcast_to(value, (n,)) if value.ndim == 0 else value)
-        self.count += n
+        block = np.empty((n, len(ITERATION_COLUMNS)))
+        for i, name in enumerate(ITERATION_COLUMNS):
+            block[:, i] = columns[name]
+        self._rows.extend(block)
 
     def columns(self) -> dict[str, np.ndarray]:
-        """All rows as float64 columns (single rows first, then spans)."""
-        table = np.array(self.rows, dtype=np.float64).reshape(-1, len(ITERATION_COLUMNS))
-        return {name: np.concatenate([table[:, i], *self.chunks[name]])
-                for i, name in enumerate(ITERATION_COLUMNS)}
+        """All rows as float64 columns."""
+        table = self._rows.view()
+        return {name: table[:, i].copy() for i, name in enumerate(ITERATION_COLUMNS)}
 
 
-@dataclass
 class GapRecorder:
     """Inter-token latencies (ITL), stored exactly as (gap seconds, count) pairs.
 
-    Requests that decode in the same fast-forwarded iteration see the same gap, so a span of k iterations
-    of B sequences costs B + k pairs instead of B x k values. Percentiles are exact weighted percentiles.
+    Requests that decode in the same iteration mostly see the same gap, so pairs are merged by exact value
+    whenever the buffer fills (:data:`COMPACT_AT` pairs): memory stays bounded by the number of distinct gaps,
+    not of tokens. Merging only sums integer counts, so percentiles are exact and do not depend on when it ran.
     """
 
-    values: list[np.ndarray] = field(default_factory=list)
-    weights: list[np.ndarray] = field(default_factory=list)
+    COMPACT_AT = 1 << 22
+
+    def __init__(self) -> None:
+        self._values = np.empty(1 << 16)
+        self._counts = np.empty(1 << 16, dtype=np.int64)
+        self._size = 0
 
     def add(self, gaps: np.ndarray, weights: np.ndarray | int = 1) -> None:
         """Record ``gaps`` (seconds), each seen ``weights`` times."""
         gaps = np.atleast_1d(np.asarray(gaps, dtype=np.float64))
-        if gaps.size:
-            self.values.append(gaps)
-            self.weights.append(np.broadcast_to(np.asarray(weights, dtype=np.int64), gaps.shape))
+        n = gaps.size
+        if not n:
+            return
+        if self._size + n > self._values.size:
+            self._grow(n)
+        self._values[self._size: self._size + n] = gaps
+        self._counts[self._size: self._size + n] = weights
+        self._size += n
+
+    def _grow(self, n: int) -> None:
+        if self._size >= self.COMPACT_AT:
+            values, counts = merge_pairs(self._values[: self._size], self._counts[: self._size])
+            self._size = values.size
+            self._values[: self._size], self._counts[: self._size] = values, counts
+        if self._size + n > self._values.size:
+            capacity = max(2 * self._values.size, self._size + n)
+            self._values = np.concatenate([self._values[: self._size], np.empty(capacity - self._size)])
+            self._counts = np.concatenate([self._counts[: self._size], np.empty(capacity - self._size, np.int64)])
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(gaps, counts), concatenated."""
-        if not self.values:
-            return np.zeros(0), np.zeros(0, dtype=np.int64)
-        return np.concatenate(self.values), np.concatenate(self.weights)
+        """(gaps, counts) recorded so far (possibly already merged in part)."""
+        return self._values[: self._size].copy(), self._counts[: self._size].copy()
+
+
+def merge_pairs(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge (value, count) pairs by exact value: sorted unique values and their total counts (int64)."""
+    if values.size == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    total = np.zeros(uniq.size, dtype=np.int64)
+    np.add.at(total, inverse, counts)
+    return uniq, total
