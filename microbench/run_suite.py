@@ -705,6 +705,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(f"{BINARY_NAME} exited {rc}; keeping the {len(rows)} rows written before that")
                 status = EXIT_ERROR
 
+    if "gemm_fp8" in bin_classes and not any(r.get("op_class") == "gemm_fp8" for r in rows):
+        log("WARNING: gemm_fp8 was requested but produced NO rows (every point was skipped: see the messages "
+            "above). Expected on GPUs without fp8 tensor cores (below sm_89); on Hopper it means cuBLASLt "
+            "rejected the fp8 calls, and fp8 efficiencies must come from another source.")
+
     # 4. Prefill / chunked-prefill attention through torch.
     if status == EXIT_OK:
         torch_rows, torch_failed = torch_attention_rows(set(classes), args.quick)
