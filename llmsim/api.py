@@ -69,8 +69,11 @@ def prepare_output_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
 
 
 def run(scenario: Scenario | str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *,
-        progress: Callable[[int], None] | None = None) -> RunResult:
-    """Simulate a scenario (a :class:`Scenario`, a YAML path, a built-in name or a mapping)."""
+        progress: Callable[[int, int], None] | None = None) -> RunResult:
+    """Simulate a scenario (a :class:`Scenario`, a YAML path, a built-in name or a mapping).
+
+    ``progress(done, total)`` is called every 1000 arrivals with the requests released so far.
+    """
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, overrides)
     trace = sc.workload.generate(sc.rngs(1)[0])
     wall0 = time.perf_counter()

@@ -201,14 +201,14 @@ def _default_out(name: str) -> Path:
     return candidate
 
 
-def _progress_bar(total: int):
+def _progress_bar():
+    """A tqdm bar and the ``progress(done, total)`` callback the simulation calls as requests arrive."""
     from tqdm import tqdm
-    bar = tqdm(total=total, unit="req", desc="simulating", leave=False, disable=None, file=sys.stderr)
-    last = [0]
+    bar = tqdm(unit="req", desc="simulating", leave=False, disable=None, file=sys.stderr)
 
-    def update(done: int) -> None:
-        bar.update(done - last[0])
-        last[0] = done
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
     return bar, update
 
 
@@ -227,7 +227,7 @@ def run(scenario: str = typer.Argument("quickstart", help="Scenario YAML, or a b
     sc = load_scenario(scenario, set_)
     target = out if out is not None else _default_out(sc.name)
     prepare_output_dir(target, overwrite=overwrite)  # refuse early, before spending time simulating
-    bar, update = _progress_bar(len(sc.workload.generate(sc.rngs(1)[0]))) if not quiet else (None, None)
+    bar, update = _progress_bar() if not quiet else (None, None)
     try:
         result = llmsim.run(sc, progress=update)
     finally:

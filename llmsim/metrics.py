@@ -81,14 +81,9 @@ def stats(values: np.ndarray) -> dict[str, float | None]:
     return out
 
 
-def merge_gaps(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge (gap, count) pairs by exact gap value: sorted unique gaps and their total counts (int64)."""
-    return merge_pairs(values, counts)
-
-
 def itl_frame(raw: RawResult) -> pd.DataFrame:
     """Every inter-token gap of the run as (gap_s, count) rows, sorted by gap."""
-    gaps, counts = merge_gaps(*raw.gaps.arrays())
+    gaps, counts = merge_pairs(*raw.gaps.arrays())
     return pd.DataFrame({"gap_s": gaps, "count": counts})
 
 
@@ -100,7 +95,7 @@ def weighted_stats(values: np.ndarray, counts: np.ndarray) -> dict[str, float | 
     """
     if values.size == 0:
         return {"mean": None, **{f"p{p}": None for p in PERCENTILES}}
-    uniq, weight = merge_gaps(values, counts)
+    uniq, weight = merge_pairs(values, counts)
     weight = weight.astype(np.float64)
     cum = np.cumsum(weight)
     total = int(cum[-1])

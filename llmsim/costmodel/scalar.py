@@ -6,8 +6,8 @@ where numpy's per-call overhead dominates. Every operation mirrors :meth:`CostMo
 
 from __future__ import annotations
 
-from llmsim.costmodel.efficiency import Table2D, plog2_scalar
-from llmsim.costmodel.operators import FEATURES
+from llmsim.costmodel.efficiency import Curve, Table2D, plog2_scalar
+from llmsim.costmodel.operators import FEATURES, _touched_experts_scalar
 
 _NEW_TOKENS = FEATURES.index("new_tokens")
 
@@ -42,7 +42,7 @@ class ScalarPricer:
         for i in plan.elementwise_rows.tolist():
             kinds[i] = ("per_kernel", cal.curve("elementwise"))
         for i in plan.collective_rows.tolist():
-            kinds[i] = ("per_kernel", cal.curve("collective"))
+            kinds[i] = ("collective", cal.curve("collective"))
         kinds[plan.decode_row] = ("decode", cal.curve("attn_decode"))
         for i in plan.prefill_rows.tolist():
             kinds[i] = ("prefill", cal.curve("attn_prefill"))
@@ -51,7 +51,7 @@ class ScalarPricer:
     def __call__(self, pt: float, pc: float, pairs: float, kvt: float, d: float, ctx: float, s: float) -> float:
         x = self._features(pt, pc, pairs, kvt, d, ctx, s)
         tokens = [_combine(terms, x) for terms in self.tokens_terms]
-        engine, cm = self.cm.engine, self.cm
+        engine = self.cm.engine
         eager_launch = engine.eager.launch_s
         eager = eager_launch > 0 and not (pt == 0 and d <= engine.graph_max_seqs)
         gpu = 0.0
@@ -62,7 +62,7 @@ class ScalarPricer:
             eff = self._efficiency(kind, flops, nbytes, kernels, x, tokens)
             if i in self.scales:
                 eff = eff / self.scales[i]
-            if kind[0] == "per_kernel" and cm._plan.collective_rows.size and i in self._collective:
+            if kind[0] == "collective":
                 time = self.wire * nbytes / (self.link_bw * eff) + kernels * self.link_latency
             else:
                 time = max(flops / self.peaks[i], nbytes / self.bw) / eff + kernels * self.launch
@@ -72,15 +72,7 @@ class ScalarPricer:
             gpu = gpu + time
         return self._tail(gpu, x, pt, pc, d)
 
-    @property
-    def _collective(self) -> set[int]:
-        cache = self.__dict__.get("_coll")
-        if cache is None:
-            cache = self.__dict__["_coll"] = set(self.cm._plan.collective_rows.tolist())
-        return cache
-
     def _features(self, pt, pc, pairs, kvt, d, ctx, s) -> list[float]:
-        from llmsim.costmodel.operators import _touched_experts_scalar
         new = pt + d
         mixed = ctx + d if pt > 0 else 0.0
         return [1.0, pt, pc, pairs, kvt, d, ctx, s, new, _touched_experts_scalar(self.cm.model, new), mixed]
@@ -91,7 +83,7 @@ class ScalarPricer:
             _, curve, by_tokens, j = kind
             var = tokens[j] if by_tokens else flops / max(nbytes, 1.0)
             return _at(curve, _log2(var))
-        if tag == "per_kernel":
+        if tag in ("per_kernel", "collective"):
             return _at(kind[1], _log2(nbytes / max(kernels, 1.0)))
         if tag == "decode":
             table, d = kind[1], x[FEATURES.index("decode_seqs")]
@@ -139,6 +131,5 @@ def _at(curve, x: float) -> float:
     if curve is None:
         return 1.0
     if isinstance(curve, Table2D):  # a 2-D table used with one variable: its first column
-        from llmsim.costmodel.efficiency import Curve
         return Curve(curve.x_knots, curve.eff[:, 0]).at(x)
     return curve.at(x)

@@ -33,7 +33,7 @@ class DisaggregatedSimulation(Simulation):
     def __init__(self, requests: RequestsIn, prefill: Sequence[ReplicaSetup], decode: Sequence[ReplicaSetup], *,
                  link_bandwidth_bytes_per_s: float, link_latency_s: float, kv_bytes_per_token: float,
                  stream_layers: bool = False, fast_forward: bool = True,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None) -> None:
         self._n_prefill = len(prefill)
         self._src: dict[int, int] = {}  # request -> prefill instance it left
         self._setups = list(prefill) + list(decode)

@@ -94,7 +94,7 @@ class Simulation:
 
     def __init__(self, requests: RequestsIn, setups: Sequence[ReplicaSetup], router: Callable, *,
                  fast_forward: bool = True, prefix_caching: bool = False,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None) -> None:
         self.env = SimEnvironment()
         self.table = RequestTable(requests.arrival_s, requests.prompt_tokens, requests.output_tokens)
         self.iterations, self.gaps = IterationLog(), GapRecorder()
@@ -126,7 +126,7 @@ class Simulation:
                 yield self.env.at(arrival[r], URGENT)
             self.dispatch(r)
             if self.progress is not None and (r + 1) % 1000 == 0:
-                self.progress(r + 1)
+                self.progress(r + 1, len(self.table))
 
     def dispatch(self, r: int) -> None:
         """Route a newly arrived request, or reject it with the reason when it can never be served."""
