@@ -27,7 +27,7 @@ from llmsim.errors import InputError, did_you_mean
 from llmsim.metrics import Slo
 from llmsim.specs._yaml import is_file, parse_yaml_mapping, read_yaml_mapping
 from llmsim.specs.hardware import GpuSpec, load_hardware, resolve_hardware_path
-from llmsim.specs.model import BUILTIN_MODELS, DTYPE_BYTES, ModelSpec, load_model
+from llmsim.specs.model import BUILTIN_MODELS, ModelSpec, load_model
 from llmsim.specs.parallelism import Parallelism
 from llmsim.workload import WorkloadSpec
 

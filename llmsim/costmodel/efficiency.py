@@ -107,10 +107,20 @@ class Table2D:
 
     def at(self, x: float, y: float) -> float:
         """The table at one point, in pure Python, bit-identical to ``__call__``."""
-        xs, ys, e = _cached_list(self, "x_knots"), _cached_list(self, "y_knots"), _cached_list(self, "eff")
+        return self.at_row(self.x_bracket(x), y)
+
+    def x_bracket(self, x: float) -> tuple[int, int, float]:
+        """(lower row, upper row, weight) of ``x``: what :meth:`at_row` needs, computed once for a fixed ``x``."""
+        xs = _cached_list(self, "x_knots")
         ix, wx = bracket_scalar(xs, x)
+        return ix, min(ix + 1, len(xs) - 1), wx
+
+    def at_row(self, x_bracket: tuple[int, int, float], y: float) -> float:
+        """The table at (x, y) given :meth:`x_bracket` of x."""
+        ys, e = _cached_list(self, "y_knots"), _cached_list(self, "eff")
+        ix, jx, wx = x_bracket
         iy, wy = bracket_scalar(ys, y)
-        jx, jy = min(ix + 1, len(xs) - 1), min(iy + 1, len(ys) - 1)
+        jy = min(iy + 1, len(ys) - 1)
         top = e[ix][iy] * (1 - wy) + e[ix][jy] * wy
         bottom = e[jx][iy] * (1 - wy) + e[jx][jy] * wy
         return top * (1 - wx) + bottom * wx

@@ -15,13 +15,15 @@ from typing import Mapping
 import numpy as np
 
 from llmsim.costmodel.batch import BatchFeatures, IterationShape
-from llmsim.costmodel.efficiency import DEFAULT, CalibrationProfile, Curve, Table2D, plog2, plog2_scalar
+from llmsim.costmodel.efficiency import DEFAULT, CalibrationProfile, Curve, Table2D, plog2
 from llmsim.costmodel.engine import CUDA_GRAPHS, EngineProfile
 from llmsim.costmodel.operators import (FEATURES, OperatorTable, Precision, build_operator_table,
                                         pipeline_send_bytes)
 from llmsim.specs.hardware import GpuSpec
 from llmsim.specs.model import ModelSpec
 from llmsim.specs.parallelism import Parallelism
+
+SCALAR_SPAN_ITERATIONS = 48  # decode spans up to this long are priced in pure Python (numpy's call overhead wins)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,19 @@ class CostModel:
         """
         return self._scalar(prefill_tokens, prefill_chunks, prefill_attn_pairs, prefill_kv_tokens, decode_seqs,
                             decode_ctx_tokens, sampled)
+
+    def decode_times(self, decode_seqs: int, ctx_tokens: list[float]) -> list[float]:
+        """Seconds of consecutive decode-only iterations of ``decode_seqs`` sequences holding ``ctx_tokens[j]``
+        cached tokens in total (a fast-forwarded decode span).
+
+        Bit-identical to :meth:`time_one` on each iteration: short spans reuse the batch size's context-free
+        operator times in pure Python; long ones are priced in one vectorised call.
+        """
+        d = float(decode_seqs)
+        if len(ctx_tokens) <= SCALAR_SPAN_ITERATIONS:
+            return self._scalar.decode_times(d, ctx_tokens)
+        ctx = np.asarray(ctx_tokens, dtype=np.float64)
+        return self.time_s(BatchFeatures.decode_only(np.full(ctx.size, d), ctx)).tolist()
 
     def iteration_time_s(self, shape: IterationShape) -> float:
         """Seconds for one iteration given exactly (a convenience over :meth:`price`)."""

@@ -6,10 +6,14 @@ where numpy's per-call overhead dominates. Every operation mirrors :meth:`CostMo
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from llmsim.costmodel.efficiency import Curve, Table2D, plog2_scalar
 from llmsim.costmodel.operators import FEATURES, _touched_experts_scalar
 
 _NEW_TOKENS = FEATURES.index("new_tokens")
+_CTX = FEATURES.index("decode_ctx_tokens")
+MEMO_ENTRIES = 1 << 18  # iterations remembered per cost model (a trace repeats its prompt lengths and batch sizes)
 
 
 class ScalarPricer:
@@ -31,6 +35,11 @@ class ScalarPricer:
         self.link_bw, self.link_latency = link.bandwidth_bytes_per_s, link.latency_s
         self.wire = 2.0 * (cm.parallelism.tp - 1) / cm.parallelism.tp
         self.launch = cm.calibration.launch_s
+        # Memos (exact: a function's value for the same inputs): whole iterations, and each operator's time
+        # keyed by the features it depends on (prompt chunks of a trace repeat their token counts).
+        self._memo: dict[tuple[float, ...], float] = {}
+        self._op_memos = [(itemgetter(*self._op_inputs(i)), {}) for i in range(len(self.kinds))]
+        self._decode_plans: dict[float, tuple] = {}
 
     @staticmethod
     def _kinds(table, plan) -> list[tuple]:
@@ -49,28 +58,136 @@ class ScalarPricer:
         return kinds
 
     def __call__(self, pt: float, pc: float, pairs: float, kvt: float, d: float, ctx: float, s: float) -> float:
+        key = (pt, pc, pairs, kvt, d, ctx, s)
+        total = self._memo.get(key)
+        if total is not None:
+            return total
         x = self._features(pt, pc, pairs, kvt, d, ctx, s)
-        tokens = [_combine(terms, x) for terms in self.tokens_terms]
-        engine = self.cm.engine
-        eager_launch = engine.eager.launch_s
-        eager = eager_launch > 0 and not (pt == 0 and d <= engine.graph_max_seqs)
+        tokens = None
+        eager = self._eager(pt, d)
         gpu = 0.0
-        for i, kind in enumerate(self.kinds):
-            active = x[self.active[i]] > 0
-            kernels = self.kernels[i] * active
-            flops, nbytes = _combine(self.flops_terms[i], x), _combine(self.bytes_terms[i], x)
-            eff = self._efficiency(kind, flops, nbytes, kernels, x, tokens)
-            if i in self.scales:
-                eff = eff / self.scales[i]
-            if kind[0] == "collective":
-                time = self.wire * nbytes / (self.link_bw * eff) + kernels * self.link_latency
-            else:
-                time = max(flops / self.peaks[i], nbytes / self.bw) / eff + kernels * self.launch
-            time = time if active else 0.0
-            if eager:
-                time = max(time, kernels * eager_launch)
+        for i, (inputs, memo) in enumerate(self._op_memos):
+            op_key = (inputs(x), eager)
+            time = memo.get(op_key)
+            if time is None:
+                if tokens is None:
+                    tokens = [_combine(terms, x) for terms in self.tokens_terms]
+                time = self._op_time(i, x, tokens, eager)
+                if len(memo) >= MEMO_ENTRIES:
+                    memo.clear()
+                memo[op_key] = time
             gpu = gpu + time
-        return self._tail(gpu, x, pt, pc, d)
+        total = self._tail(gpu, x, pt, pc, d)
+        if len(self._memo) >= MEMO_ENTRIES:
+            self._memo.clear()
+        self._memo[key] = total
+        return total
+
+    def _op_inputs(self, i: int) -> list[int]:
+        """The features operator ``i``'s time depends on (its FLOPs, bytes, activity and efficiency variable)."""
+        used = {j for j, c in self.flops_terms[i] + self.bytes_terms[i] if c} | {self.active[i]}
+        kind = self.kinds[i]
+        if kind[0] == "gemm" and kind[2]:  # efficiency over the GEMM's token count
+            used |= {j for j, c in self.tokens_terms[kind[3]] if c}
+        if kind[0] == "decode":
+            used |= {FEATURES.index("decode_seqs"), _CTX}
+        return sorted(used)
+
+    def decode_times(self, d: float, ctx: list[float]) -> list[float]:
+        """Seconds of decode-only iterations of ``d`` sequences with ``ctx[j]`` cached tokens in total.
+
+        Equal bit for bit to ``self(0, 0, 0, 0, d, c, d)`` for each ``c``: for a fixed batch only attention
+        depends on the context, so everything else (operator times, partial sums, the curves' batch-size
+        bracket) is computed once per batch size and the same operations run in the same order.
+        """
+        plan = self._decode_plans.get(d)
+        if plan is None:
+            plan = self._decode_plan(d)
+            if len(self._decode_plans) >= MEMO_ENTRIES:
+                self._decode_plans.clear()
+            self._decode_plans[d] = plan
+        prefix, steps, tail = plan
+        out = []
+        for c in ctx:
+            gpu = prefix
+            for step in steps:
+                gpu = gpu + (step if step.__class__ is float else step(c))
+            for term in tail:
+                gpu = gpu + term
+            out.append(gpu)
+        return out
+
+    def _decode_plan(self, d: float) -> tuple:
+        """(sum of the operators before the first context-dependent one, the remaining operators as constant
+        times or functions of the context, the tail terms) for decode-only iterations of ``d`` sequences."""
+        x = self._features(0.0, 0.0, 0.0, 0.0, d, 0.0, d)
+        tokens = [_combine(terms, x) for terms in self.tokens_terms]
+        if any(j == _CTX and c for terms in self.tokens_terms for j, c in terms):
+            raise AssertionError("GEMM token counts must not depend on the decode context")
+        eager = self._eager(0.0, d)
+        prefix, steps = 0.0, []
+        for i in range(len(self.kinds)):
+            # (mixed_decode_ctx is zero without prompt tokens, whatever the context)
+            dependent = (self.kinds[i][0] == "decode" or self.active[i] == _CTX
+                         or any(j == _CTX and c for j, c in self.flops_terms[i] + self.bytes_terms[i]))
+            if dependent:
+                steps.append(self._ctx_op(i, x, tokens, eager))
+            elif steps:
+                steps.append(self._op_time(i, x, tokens, eager))
+            else:
+                prefix = prefix + self._op_time(i, x, tokens, eager)
+        return prefix, steps, self._tail_terms(x, 0.0, 0.0, d)
+
+    def _ctx_op(self, i: int, x: list[float], tokens: list[float], eager: bool):
+        """Operator ``i``'s time as a function of the decode context (tokens), the rest of ``x`` fixed."""
+        kind = self.kinds[i]
+        table = kind[1] if kind[0] == "decode" and isinstance(kind[1], Table2D) else None
+        if table is None or self.active[i] == _CTX:
+            def generic(c: float) -> float:
+                x[_CTX] = c
+                return self._op_time(i, x, tokens, eager)
+            return generic
+        flops_at, bytes_at = _partial(self.flops_terms[i], x), _partial(self.bytes_terms[i], x)
+        active = x[self.active[i]] > 0
+        kernels = self.kernels[i] * active
+        d = x[FEATURES.index("decode_seqs")]
+        row, d_floor = table.x_bracket(_log2(d)), max(d, 1.0)
+        scale = self.scales.get(i)
+        peak, bw, launch = self.peaks[i], self.bw, kernels * self.launch
+        eager_floor = kernels * self.cm.engine.eager.launch_s
+
+        def decode_attention(c: float) -> float:  # _op_time for the decode kind, Table2D efficiency
+            flops, nbytes = flops_at(c), bytes_at(c)
+            eff = table.at_row(row, _log2(c / d_floor))
+            if scale is not None:
+                eff = eff / scale
+            time = max(flops / peak, nbytes / bw) / eff + launch
+            time = time if active else 0.0
+            return max(time, eager_floor) if eager else time
+        return decode_attention
+
+    def _eager(self, pt: float, d: float) -> bool:
+        """True when this iteration's operators are launched one by one (not replayed from a CUDA graph)."""
+        engine = self.cm.engine
+        return engine.eager.launch_s > 0 and not (pt == 0 and d <= engine.graph_max_seqs)
+
+    def _op_time(self, i: int, x: list[float], tokens: list[float], eager: bool) -> float:
+        """Seconds of operator ``i`` (zero when inactive)."""
+        kind = self.kinds[i]
+        active = x[self.active[i]] > 0
+        kernels = self.kernels[i] * active
+        flops, nbytes = _combine(self.flops_terms[i], x), _combine(self.bytes_terms[i], x)
+        eff = self._efficiency(kind, flops, nbytes, kernels, x, tokens)
+        if i in self.scales:
+            eff = eff / self.scales[i]
+        if kind[0] == "collective":
+            time = self.wire * nbytes / (self.link_bw * eff) + kernels * self.link_latency
+        else:
+            time = max(flops / self.peaks[i], nbytes / self.bw) / eff + kernels * self.launch
+        time = time if active else 0.0
+        if eager:
+            time = max(time, kernels * self.cm.engine.eager.launch_s)
+        return time
 
     def _features(self, pt, pc, pairs, kvt, d, ctx, s) -> list[float]:
         new = pt + d
@@ -96,17 +213,26 @@ class ScalarPricer:
         return 1.0
 
     def _tail(self, gpu: float, x: list[float], pt: float, pc: float, d: float) -> float:
+        for term in self._tail_terms(x, pt, pc, d):
+            gpu = gpu + term
+        return gpu
+
+    def _tail_terms(self, x: list[float], pt: float, pc: float, d: float) -> list[float]:
+        """What is added to the operators' GPU time, in order: kernels outside the operator table, pipeline
+        sends, host overhead (mirrors the end of ``CostModel.price``)."""
         cm, cal, layers = self.cm, self.cm.calibration, self.layers
         new = x[_NEW_TOKENS]
-        gpu = gpu + (cal.per_layer_s * layers + cal.per_token_layer_s * layers * new) * (new > 0)
+        terms = [(cal.per_layer_s * layers + cal.per_token_layer_s * layers * new) * (new > 0)]
         if cm.parallelism.pp > 1:
             sends = new * cm.model.hidden_size * 2.0
-            gpu = gpu + (cm.parallelism.pp - 1) * (self.link_latency + sends / self.link_bw) * (new > 0)
+            terms.append((cm.parallelism.pp - 1) * (self.link_latency + sends / self.link_bw) * (new > 0))
         engine = cm.engine
         seqs = d + pc
-        terms = engine.graph if (pt == 0 and d <= engine.graph_max_seqs) else engine.eager
-        host = terms.fixed_s + terms.per_layer_s * layers + terms.per_seq_s * seqs + terms.per_token_s * new
-        return gpu + (host if new > 0 else 0.0)
+        host_terms = engine.graph if (pt == 0 and d <= engine.graph_max_seqs) else engine.eager
+        host = (host_terms.fixed_s + host_terms.per_layer_s * layers + host_terms.per_seq_s * seqs
+                + host_terms.per_token_s * new)
+        terms.append(host if new > 0 else 0.0)
+        return terms
 
 
 def _rows(terms: list, n_rows: int) -> list[list[tuple[int, float]]]:
@@ -121,6 +247,25 @@ def _combine(terms: list[tuple[int, float]], x: list[float]) -> float:
     for j, c in terms[1:]:
         out = out + c * x[j]
     return out
+
+
+def _partial(terms: list[tuple[int, float]], x: list[float]):
+    """``_combine(terms, x)`` as a function of the decode context ``x[_CTX]``, the other features fixed: the
+    terms before the first context term are summed once, the others added in the same order."""
+    n = next((n for n, (j, _) in enumerate(terms) if j == _CTX), len(terms))
+    if n == len(terms):
+        value = _combine(terms, x)
+        return lambda c: value
+    head = _combine(terms[:n], x) if n else None
+    rest = [(j == _CTX, c if j == _CTX else c * x[j]) for j, c in terms[n:]]
+
+    def combine(c: float) -> float:
+        out = head
+        for on_ctx, v in rest:
+            term = v * c if on_ctx else v
+            out = term if out is None else out + term
+        return out
+    return combine
 
 
 def _log2(v: float) -> float:

@@ -19,17 +19,17 @@ others are recorded at gap 0.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from typing import Callable
 
 import numpy as np
 import simpy
 
-from llmsim.costmodel.batch import BatchFeatures
 from llmsim.costmodel.roofline import CostModel
 from llmsim.engine.kv_cache import blocks_for
 from llmsim.engine.records import GapRecorder, IterationLog
-from llmsim.engine.requests import FINISHED, REJECTED, WAITING
+from llmsim.engine.requests import FINISHED, WAITING
 from llmsim.engine.schedulers.base import BatchScheduler
 from llmsim.engine.speculative import Round, SpeculativeDecoder
 from llmsim.engine.state import IterationPlan, ReplicaState
@@ -94,8 +94,8 @@ class Replica:
         if self._span is None:
             return self.state.kv.used
         ends, pending = self._span  # blocks the span's decode steps up to each iteration would have taken
-        i = min(int(np.searchsorted(ends, self.env.now, side="left")), len(ends) - 1)
-        return self.state.kv.used + int(pending[i])
+        i = min(bisect.bisect_left(ends, self.env.now), len(ends) - 1)
+        return self.state.kv.used + pending[i]
 
     # -- the process -----------------------------------------------------------------------------------
     def _run(self):
@@ -228,37 +228,46 @@ class Replica:
         t, kv = self.state.table, self.state.kv
         bs, b = kv.block_size, ids.size
         kv0 = t.kv_len[ids]
-        k = int(min((t.output[ids] - t.generated[ids]).min(), self._span_cap))
+        k = min(int((t.output[ids] - t.generated[ids]).min()), self._span_cap)
         # Step 0's blocks are reserved; step j >= 1 needs a block for each sequence with (kv0 + j) % bs == 0.
-        residues = np.bincount(kv0 % bs, minlength=bs)
-        steps = np.arange(1, k)
-        need = residues[(-steps) % bs]
-        cum_need = np.concatenate(([0], np.cumsum(need)))  # blocks for steps 1..j, indexed by j
-        k = min(k, int(np.searchsorted(cum_need, kv.free, side="right")))
-        ctx = kv0.sum() + b * np.arange(k, dtype=np.float64)
-        durations = self.cost.time_s(BatchFeatures.decode_only(np.full(k, float(b)), ctx))
+        cum_need, free = [0], kv.free  # cum_need[j]: blocks steps 1..j take
+        if k > 1:
+            residues = np.bincount(kv0 % bs, minlength=bs).tolist()
+            total = 0
+            for j in range(1, k):
+                total += residues[-j % bs]
+                if total > free:
+                    k = j
+                    break
+                cum_need.append(total)
+        ctx0 = int(kv0.sum())
+        ctx = [float(ctx0 + b * j) for j in range(k)]
         # Python float additions in order, exactly as step-by-step simulation advances its clock.
-        ends = np.fromiter(itertools.accumulate(durations.tolist(), initial=self.clock), float, k + 1)[1:]
-        used = kv.used + cum_need[:k]
-        self._span = (ends, cum_need[:k])
-        self._wake = self.env.event()
-        yield self.env.at(ends[-1]) | self._wake
+        ends = list(itertools.accumulate(self.cost.decode_times(b, ctx), initial=self.clock))
+        del ends[0]
+        self._span, used = (ends, cum_need), kv.used
+        yield from self._sleep_or_wake(ends[-1])
         priced = k
-        if self._wake.triggered and self.env.now < ends[-1]:
-            k = int(np.searchsorted(ends, self.env.now, side="left")) + 1
-            self._wake = None
-            yield from self._sleep_until(ends[k - 1])
-        self._wake, self._span = None, None
+        if self.env.now < ends[-1]:  # woken by a submission: stop at the first boundary at or after it
+            k = bisect.bisect_left(ends, self.env.now) + 1
+            yield self.env.at(ends[k - 1])
+        self._span = None
         # Adapt how far ahead the next span is priced: any length gives the same results, but pricing
         # thousands of iterations that an arrival will cut short wastes time.
-        self._span_cap = min(2 * self._span_cap, MAX_SPAN_ITERATIONS) if k == priced else max(8, priced // 2)
-        ends = ends[:k]
-        kv.allocate(int(cum_need[k - 1]))
+        self._span_cap = min(2 * self._span_cap, MAX_SPAN_ITERATIONS) if k == priced else max(4, priced // 2)
+        del ends[k:], ctx[k:], cum_need[k:]
+        kv.allocate(cum_need[-1])
         t.blocks[ids] += blocks_for(kv0 + k, bs) - blocks_for(kv0 + 1, bs)
-        starts = np.concatenate(([self.clock], ends[:-1]))
-        self.iterations.append(replica=self.index, start_s=starts, end_s=ends, prefill_tokens=0.0,
-                               prefill_chunks=0, decode_seqs=b, decode_ctx_sum=ctx[:k], kv_blocks_used=used[:k],
-                               prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=b, draft_s=0.0, spec_seqs=0,
-                               spec_tokens=0)
-        self.clock = float(ends[-1])
+        self.iterations.append(replica=self.index, start_s=[self.clock] + ends[:-1], end_s=ends, prefill_tokens=0.0,
+                               prefill_chunks=0, decode_seqs=b, decode_ctx_sum=ctx,
+                               kv_blocks_used=[used + c for c in cum_need], prefill_attn_pairs=0.0,
+                               prefill_kv_tokens=0.0, sampled=b, draft_s=0.0, spec_seqs=0, spec_tokens=0)
+        self.clock = ends[-1]
         self._apply_decodes(ids, k, ends)
+
+    def _sleep_or_wake(self, t: float):
+        """Sleep until ``t`` unless :meth:`notify` wakes the replica earlier (one event either way)."""
+        wake = self._wake = self.env.event()
+        self.env.at(t).callbacks.append(lambda _: None if wake.triggered else wake.succeed())
+        yield wake
+        self._wake = None

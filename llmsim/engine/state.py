@@ -57,11 +57,11 @@ class ReplicaState:
         self.dropped: list[int] = []
 
     # -- queries ---------------------------------------------------------------------------------------
-    def decoding(self) -> list[int]:
-        """Running requests whose prompt is complete, in admission order."""
+    def decoding(self) -> np.ndarray:
+        """Ids (int64) of running requests whose prompt is complete, in admission order."""
         t = self.table
         ids = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
-        return ids[t.prefilled[ids] >= t.prefill_target[ids]].tolist()
+        return ids[t.prefilled[ids] >= t.prefill_target[ids]]
 
     def partial_prefills(self) -> list[int]:
         """Running requests part-way through their prompt, in admission order."""
@@ -155,12 +155,12 @@ class ReplicaState:
         self.waiting.appendleft(r)
         self.preemption_count += 1
 
-    def reserve_decode_slots(self, decoding: list[int]) -> list[int]:
+    def reserve_decode_slots(self, decoding: np.ndarray) -> np.ndarray:
         """Give each decoding request the blocks of its next step (:meth:`slot_blocks`), preempting from the tail.
 
-        Returns the decoding requests that still run this iteration (in order). Victims are the most
-        recently admitted running requests (vLLM V0 order); a request alone in the batch that still cannot
-        get a block is preempted itself.
+        Returns the ids (int64) of the decoding requests that still run this iteration (in order). Victims are
+        the most recently admitted running requests (vLLM V0 order); a request alone in the batch that still
+        cannot get a block is preempted itself.
         """
         t, kv = self.table, self.kv
         ids = np.asarray(decoding, dtype=np.int64)
@@ -169,19 +169,18 @@ class ReplicaState:
         if total <= kv.free:  # the common case: every sequence gets its block, nobody is preempted
             kv.allocate(total)
             t.blocks[ids] += need
-            return decoding
-        needs = dict(zip(decoding, need.tolist()))
+            return ids
+        needs = dict(zip(ids.tolist(), need.tolist()))
         while total > kv.free and self.running:
             victim = self.running[-1]
             self.preempt(victim)
             total -= needs.pop(victim, 0)
-        survivors = [r for r in decoding if r in needs]
+        kept = np.array([r in needs for r in ids.tolist()], dtype=bool)
         kv.allocate(total)
-        for r in survivors:
-            t.blocks[r] += needs[r]
-        return survivors
+        t.blocks[ids[kept]] += need[kept]
+        return ids[kept]
 
-    def decode_tokens(self, decoding: list[int]) -> int:
+    def decode_tokens(self, decoding: np.ndarray) -> int:
         """Tokens the decoding requests put through the model next iteration: one each, or with speculation the
         ``k_r + 1 = min(k + 1, tokens still to produce)`` tokens each round verifies."""
         if self.lookahead_tokens == 0:

@@ -7,7 +7,6 @@ import pytest
 
 from llmsim.api import cost_model
 from llmsim.costmodel import IterationShape, PromptChunk
-from llmsim.scenario import load_scenario
 
 
 def _cm(result):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from llmsim.engine.state import IterationPlan, ReplicaState
 
 
@@ -42,4 +40,4 @@ class ChunkedScheduler:
             take = min(state.admit(r, now_s), budget)
             chunks.append((r, take))
             budget -= take
-        return IterationPlan(chunks=chunks, decodes=np.asarray(decodes, dtype=np.int64), stable=not chunks)
+        return IterationPlan(chunks=chunks, decodes=decodes, stable=not chunks)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from llmsim.engine.state import IterationPlan, ReplicaState
 
 
@@ -44,4 +42,4 @@ class ContinuousScheduler:
         if chunks:
             return IterationPlan(chunks=chunks)
         decodes = state.reserve_decode_slots(state.decoding())
-        return IterationPlan(decodes=np.asarray(decodes, dtype=np.int64), stable=True)
+        return IterationPlan(decodes=decodes, stable=True)
