@@ -6,6 +6,7 @@ import pytest
 
 from llmsim.costmodel import Precision, plan_memory
 from llmsim.errors import InputError
+from llmsim.specs import Parallelism, load_model
 
 
 def test_kv_capacity_is_what_remains_after_weights_and_activations(llama3_8b, h100):
