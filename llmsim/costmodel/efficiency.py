@@ -14,7 +14,7 @@ import bisect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Callable, Any, Mapping
 
 import numpy as np
 import yaml
@@ -107,23 +107,23 @@ class Table2D:
 
     def at(self, x: float, y: float) -> float:
         """The table at one point, in pure Python, bit-identical to ``__call__``."""
-        return self.at_row(self.x_bracket(x), y)
+        return self.along_y(x)(y)
 
-    def x_bracket(self, x: float) -> tuple[int, int, float]:
-        """(lower row, upper row, weight) of ``x``: what :meth:`at_row` needs, computed once for a fixed ``x``."""
-        xs = _cached_list(self, "x_knots")
+    def along_y(self, x: float) -> Callable[[float], float]:
+        """The table at a fixed ``x`` as a function of ``y`` (pure Python, bit-identical to ``__call__``): the
+        ``x`` bracket is found once, for pricing many iterations that differ only in ``y``."""
+        xs, ys, e = _cached_list(self, "x_knots"), _cached_list(self, "y_knots"), _cached_list(self, "eff")
         ix, wx = bracket_scalar(xs, x)
-        return ix, min(ix + 1, len(xs) - 1), wx
+        jx = min(ix + 1, len(xs) - 1)
+        lower, upper, last = e[ix], e[jx], len(ys) - 1
 
-    def at_row(self, x_bracket: tuple[int, int, float], y: float) -> float:
-        """The table at (x, y) given :meth:`x_bracket` of x."""
-        ys, e = _cached_list(self, "y_knots"), _cached_list(self, "eff")
-        ix, jx, wx = x_bracket
-        iy, wy = bracket_scalar(ys, y)
-        jy = min(iy + 1, len(ys) - 1)
-        top = e[ix][iy] * (1 - wy) + e[ix][jy] * wy
-        bottom = e[jx][iy] * (1 - wy) + e[jx][jy] * wy
-        return top * (1 - wx) + bottom * wx
+        def at_y(y: float) -> float:
+            iy, wy = bracket_scalar(ys, y)
+            jy = min(iy + 1, last)
+            top = lower[iy] * (1 - wy) + lower[jy] * wy
+            bottom = upper[iy] * (1 - wy) + upper[jy] * wy
+            return top * (1 - wx) + bottom * wx
+        return at_y
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML."""

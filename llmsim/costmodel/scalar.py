@@ -151,14 +151,14 @@ class ScalarPricer:
         active = x[self.active[i]] > 0
         kernels = self.kernels[i] * active
         d = x[FEATURES.index("decode_seqs")]
-        row, d_floor = table.x_bracket(_log2(d)), max(d, 1.0)
+        eff_at, d_floor = table.along_y(_log2(d)), max(d, 1.0)
         scale = self.scales.get(i)
         peak, bw, launch = self.peaks[i], self.bw, kernels * self.launch
         eager_floor = kernels * self.cm.engine.eager.launch_s
 
         def decode_attention(c: float) -> float:  # _op_time for the decode kind, Table2D efficiency
             flops, nbytes = flops_at(c), bytes_at(c)
-            eff = table.at_row(row, _log2(c / d_floor))
+            eff = eff_at(_log2(c / d_floor))
             if scale is not None:
                 eff = eff / scale
             time = max(flops / peak, nbytes / bw) / eff + launch
@@ -258,6 +258,9 @@ def _partial(terms: list[tuple[int, float]], x: list[float]):
         return lambda c: value
     head = _combine(terms[:n], x) if n else None
     rest = [(j == _CTX, c if j == _CTX else c * x[j]) for j, c in terms[n:]]
+    if head is not None and len(rest) == 1:  # the usual shape: constant terms, then the context's
+        coefficient = rest[0][1]
+        return lambda c: head + coefficient * c
 
     def combine(c: float) -> float:
         out = head

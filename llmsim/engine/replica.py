@@ -144,19 +144,21 @@ class Replica:
         With speculation the decoding sequences are verified as prompt chunks (see ``llmsim.engine.speculative``).
         """
         t = self.state.table
-        ids = np.array([r for r, _ in plan.chunks], dtype=np.int64)
-        new = np.array([c for _, c in plan.chunks], dtype=np.float64)
-        prior = t.prefilled[ids].astype(np.float64)
-        completes = int(((t.prefilled[ids] + new.astype(np.int64)) >= t.prefill_target[ids]).sum())
-        pre_tokens, kv_tokens = float(new.sum()), float((prior + new).sum())
-        pairs = float((new * (prior + (new + 1) / 2)).sum())
-        decodes = plan.decodes
+        pre_tokens = kv_tokens = pairs = 0.0  # sums of integers and half-integers: exact in any order
+        completes = 0
+        for r, c in plan.chunks:
+            prior = int(t.prefilled[r])
+            pre_tokens += c
+            kv_tokens += prior + c
+            pairs += c * (prior + (c + 1) / 2)
+            completes += prior + c >= t.prefill_target[r]
+        decodes, chunks = plan.decodes, float(len(plan.chunks))
         if self.speculative is None or decodes.size == 0:
-            ctx = t.kv_len[decodes].astype(np.float64)
-            return (pre_tokens, float(len(ids)), pairs, kv_tokens, float(len(ctx)), float(ctx.sum()),
-                    float(completes + len(ctx))), None
+            d = decodes.size
+            ctx = float(t.kv_len[decodes].sum()) if d else 0.0
+            return (pre_tokens, chunks, pairs, kv_tokens, float(d), ctx, float(completes + d)), None
         rnd = self.speculative.plan_round(t.kv_len, t.generated, t.output, decodes)
-        return (pre_tokens + rnd.verify_tokens, float(len(ids) + decodes.size), pairs + rnd.verify_attn_pairs,
+        return (pre_tokens + rnd.verify_tokens, chunks + decodes.size, pairs + rnd.verify_attn_pairs,
                 kv_tokens + rnd.verify_kv_tokens, 0.0, 0.0, completes + rnd.verify_tokens), rnd
 
     def _apply_chunks(self, chunks: list[tuple[int, int]], end: float) -> None:

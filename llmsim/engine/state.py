@@ -66,7 +66,8 @@ class ReplicaState:
     def partial_prefills(self) -> list[int]:
         """Running requests part-way through their prompt, in admission order."""
         t = self.table
-        return [r for r in self.running if t.prefilled[r] < t.prefill_target[r]]
+        ids = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
+        return ids[t.prefilled[ids] < t.prefill_target[ids]].tolist()
 
     def _prefix_match(self, r: int) -> tuple[int, int]:
         """(matched prefix units, blocks that those units would move from evictable to used)."""
