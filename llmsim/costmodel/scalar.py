@@ -108,6 +108,14 @@ class ScalarPricer:
             self._decode_plans[d] = plan
         prefix, steps, tail = plan
         out = []
+        if steps and steps[0].__class__ is not float and all(v.__class__ is float for v in steps[1:]):
+            attention, after = steps[0], steps[1:] + tail  # the usual case: one operator depends on the context
+            for c in ctx:
+                gpu = prefix + attention(c)
+                for v in after:
+                    gpu = gpu + v
+                out.append(gpu)
+            return out
         for c in ctx:
             gpu = prefix
             for step in steps:
