@@ -114,7 +114,7 @@ class Replica:
                 continue
             if plan.stable and self.fast_forward and self.speculative is None and plan.decodes.size \
                     and not plan.chunks:
-                yield from self._decode_span(plan.decodes)
+                yield from self._decode_span(plan.decodes, plan.closed)
             else:
                 yield from self._one_iteration(plan)
 
@@ -225,8 +225,9 @@ class Replica:
         self.outstanding -= 1
 
     # -- fast-forward ----------------------------------------------------------------------------------
-    def _decode_span(self, ids: np.ndarray):
-        """Run up to k identical-batch decode iterations in one sleep (see module docstring)."""
+    def _decode_span(self, ids: np.ndarray, closed: bool = False):
+        """Run up to k identical-batch decode iterations in one sleep (see module docstring); a ``closed`` span
+        is not cut by submissions."""
         t, kv = self.state.table, self.state.kv
         bs, b = kv.block_size, ids.size
         kv0 = t.kv_len[ids]
@@ -248,7 +249,10 @@ class Replica:
         ends = list(itertools.accumulate(self.cost.decode_times(b, ctx), initial=self.clock))
         del ends[0]
         self._span, used = (ends, cum_need), kv.used
-        yield from self._sleep_or_wake(ends[-1])
+        if closed:
+            yield self.env.at(ends[-1])
+        else:
+            yield from self._sleep_or_wake(ends[-1])
         priced = k
         if self.env.now < ends[-1]:  # woken by a submission: stop at the first boundary at or after it
             k = bisect.bisect_left(ends, self.env.now) + 1

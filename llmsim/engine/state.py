@@ -28,12 +28,14 @@ class IterationPlan:
 
     ``stable`` promises that, absent new arrivals, the following iterations repeat this decode-only plan
     (same sequences, one token each) until a request finishes or the KV cache runs out of blocks: the
-    replica may then price them in one vectorised call (fast-forward).
+    replica may then price them in one vectorised call (fast-forward). ``closed`` promises more: requests
+    submitted meanwhile cannot join before the batch changes by itself, so the replica need not wake for them.
     """
 
     chunks: list[tuple[int, int]] = field(default_factory=list)
     decodes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     stable: bool = False
+    closed: bool = False  # requests submitted meanwhile cannot change these iterations (a static batch)
 
     @property
     def is_empty(self) -> bool:

@@ -28,4 +28,4 @@ class StaticScheduler:
                 chunks.append((r, state.admit(r, now_s)))
             return IterationPlan(chunks=chunks)
         decodes = state.reserve_decode_slots(state.decoding())
-        return IterationPlan(decodes=decodes, stable=True)
+        return IterationPlan(decodes=decodes, stable=True, closed=True)
