@@ -57,6 +57,7 @@ class DisaggregatedSimulation(Simulation):
             hooks["on_finish"] = self._on_decode_finish
         rep = super()._build(i, setup, fast_forward, **hooks)
         rep.role = setup.role
+        rep.outside_changes = True  # hand-offs join decode batches and transfers free prefill blocks
         return rep
 
     @property

@@ -54,6 +54,9 @@ class Replica:
         self.on_prefilled = on_prefilled  # returns True when the request leaves this replica (disaggregation)
         self.clock = 0.0
         self.outstanding = 0
+        # True when a cluster changes this replica's batch or frees its blocks between iterations (disaggregated
+        # serving): a plan's ``closed`` promise then does not hold and every notification ends a span.
+        self.outside_changes = False
         self._wake: simpy.Event | None = None
         self._span_cap = 64
         self._span: tuple[np.ndarray, np.ndarray] | None = None  # (ends, blocks still to allocate) of a span
@@ -114,7 +117,7 @@ class Replica:
                 continue
             if plan.stable and self.fast_forward and self.speculative is None and plan.decodes.size \
                     and not plan.chunks:
-                yield from self._decode_span(plan.decodes, plan.closed)
+                yield from self._decode_span(plan.decodes, plan.closed and not self.outside_changes)
             else:
                 yield from self._one_iteration(plan)
 

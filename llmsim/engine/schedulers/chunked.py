@@ -40,4 +40,6 @@ class ChunkedScheduler:
             take = min(state.admit(r, now_s), budget)
             chunks.append((r, take))
             budget -= take
-        return IterationPlan(chunks=chunks, decodes=decodes, stable=not chunks)
+        # Decode-only with requests waiting: the head is blocked by the sequence limit, the KV cache or a budget
+        # the decodes fill, none of which eases before a request finishes (see ContinuousScheduler).
+        return IterationPlan(chunks=chunks, decodes=decodes, stable=not chunks, closed=not chunks and bool(state.waiting))

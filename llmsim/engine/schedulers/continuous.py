@@ -42,4 +42,6 @@ class ContinuousScheduler:
         if chunks:
             return IterationPlan(chunks=chunks)
         decodes = state.reserve_decode_slots(state.decoding())
-        return IterationPlan(decodes=decodes, stable=True)
+        # A request still waiting here is blocked by the sequence limit or the KV cache, neither of which eases
+        # before a request finishes (which ends the span): arrivals queue behind it, the span is closed.
+        return IterationPlan(decodes=decodes, stable=True, closed=bool(state.waiting))
