@@ -23,8 +23,6 @@ from llmsim.specs.hardware import GpuSpec
 from llmsim.specs.model import ModelSpec
 from llmsim.specs.parallelism import Parallelism
 
-SCALAR_SPAN_ITERATIONS = 48  # decode spans up to this long are priced in pure Python (numpy's call overhead wins)
-
 
 @dataclass(frozen=True)
 class OpCost:
@@ -152,14 +150,10 @@ class CostModel:
         """Seconds of consecutive decode-only iterations of ``decode_seqs`` sequences holding ``ctx_tokens[j]``
         cached tokens in total (a fast-forwarded decode span).
 
-        Bit-identical to :meth:`time_one` on each iteration: short spans reuse the batch size's context-free
-        operator times in pure Python; long ones are priced in one vectorised call.
+        Bit-identical to :meth:`time_one` on each iteration: the batch size's context-free operator times are
+        computed once, attention is priced per iteration in pure Python (short spans) or numpy (long ones).
         """
-        d = float(decode_seqs)
-        if len(ctx_tokens) <= SCALAR_SPAN_ITERATIONS:
-            return self._scalar.decode_times(d, ctx_tokens)
-        ctx = np.asarray(ctx_tokens, dtype=np.float64)
-        return self.time_s(BatchFeatures.decode_only(np.full(ctx.size, d), ctx)).tolist()
+        return self._scalar.decode_times(float(decode_seqs), ctx_tokens)
 
     def iteration_time_s(self, shape: IterationShape) -> float:
         """Seconds for one iteration given exactly (a convenience over :meth:`price`)."""

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from llmsim.costmodel.efficiency import Curve, Table2D, plog2_scalar
+import numpy as np
+
+from llmsim.costmodel.batch import BatchFeatures
+from llmsim.costmodel.efficiency import Curve, Table2D, plog2, plog2_scalar
 from llmsim.costmodel.operators import FEATURES, _touched_experts_scalar
 
 _NEW_TOKENS = FEATURES.index("new_tokens")
 _CTX = FEATURES.index("decode_ctx_tokens")
+VECTOR_SPAN_ITERATIONS = 24  # decode spans at least this long are priced with numpy (its call overhead pays off)
 MEMO_ENTRIES = 1 << 18  # iterations remembered per cost model (a trace repeats its prompt lengths and batch sizes)
 
 
@@ -106,9 +110,18 @@ class ScalarPricer:
             if len(self._decode_plans) >= MEMO_ENTRIES:
                 self._decode_plans.clear()
             self._decode_plans[d] = plan
-        prefix, steps, tail = plan
+        prefix, steps, tail, attention_array = plan
+        single = steps and steps[0].__class__ is not float and all(v.__class__ is float for v in steps[1:])
+        if single and attention_array is not None and len(ctx) >= VECTOR_SPAN_ITERATIONS:
+            gpu = prefix + attention_array(np.asarray(ctx, dtype=np.float64))
+            for v in steps[1:] + tail:
+                gpu = gpu + v
+            return gpu.tolist()
+        if len(ctx) >= VECTOR_SPAN_ITERATIONS:  # an unusual operator mix: the full vectorised pricing
+            c = np.asarray(ctx, dtype=np.float64)
+            return self.cm.time_s(BatchFeatures.decode_only(np.full(c.size, d), c)).tolist()
         out = []
-        if steps and steps[0].__class__ is not float and all(v.__class__ is float for v in steps[1:]):
+        if single:
             attention, after = steps[0], steps[1:] + tail  # the usual case: one operator depends on the context
             for c in ctx:
                 gpu = prefix + attention(c)
@@ -133,33 +146,36 @@ class ScalarPricer:
         if any(j == _CTX and c for terms in self.tokens_terms for j, c in terms):
             raise AssertionError("GEMM token counts must not depend on the decode context")
         eager = self._eager(0.0, d)
-        prefix, steps = 0.0, []
+        prefix, steps, attention_array = 0.0, [], None
         for i in range(len(self.kinds)):
             # (mixed_decode_ctx is zero without prompt tokens, whatever the context)
             dependent = (self.kinds[i][0] == "decode" or self.active[i] == _CTX
                          or any(j == _CTX and c for j, c in self.flops_terms[i] + self.bytes_terms[i]))
             if dependent:
-                steps.append(self._ctx_op(i, x, tokens, eager))
+                scalar, array = self._ctx_op(i, x, tokens, eager)
+                steps.append(scalar)
+                attention_array = array if len(steps) == 1 else None
             elif steps:
                 steps.append(self._op_time(i, x, tokens, eager))
             else:
                 prefix = prefix + self._op_time(i, x, tokens, eager)
-        return prefix, steps, self._tail_terms(x, 0.0, 0.0, d)
+        return prefix, steps, self._tail_terms(x, 0.0, 0.0, d), attention_array
 
     def _ctx_op(self, i: int, x: list[float], tokens: list[float], eager: bool):
-        """Operator ``i``'s time as a function of the decode context (tokens), the rest of ``x`` fixed."""
+        """Operator ``i``'s time as a function of the decode context (tokens), the rest of ``x`` fixed: for one
+        context (float) and, where the operator allows it, for an array of contexts (else None)."""
         kind = self.kinds[i]
         table = kind[1] if kind[0] == "decode" and isinstance(kind[1], Table2D) else None
         if table is None or self.active[i] == _CTX:
             def generic(c: float) -> float:
                 x[_CTX] = c
                 return self._op_time(i, x, tokens, eager)
-            return generic
+            return generic, None
         flops_at, bytes_at = _partial(self.flops_terms[i], x), _partial(self.bytes_terms[i], x)
         active = x[self.active[i]] > 0
         kernels = self.kernels[i] * active
         d = x[FEATURES.index("decode_seqs")]
-        eff_at, d_floor = table.along_y(_log2(d)), max(d, 1.0)
+        eff_at, eff_array, d_floor = table.along_y(_log2(d)), table.along_y_array(_log2(d)), max(d, 1.0)
         scale = self.scales.get(i)
         peak, bw, launch = self.peaks[i], self.bw, kernels * self.launch
         eager_floor = kernels * self.cm.engine.eager.launch_s
@@ -172,7 +188,16 @@ class ScalarPricer:
             time = max(flops / peak, nbytes / bw) / eff + launch
             time = time if active else 0.0
             return max(time, eager_floor) if eager else time
-        return decode_attention
+
+        def decode_attention_array(c: np.ndarray) -> np.ndarray:  # the same, element by element
+            flops, nbytes = flops_at(c), bytes_at(c)
+            eff = eff_array(plog2(np.maximum(c / d_floor, 1.0)))
+            if scale is not None:
+                eff = eff / scale
+            time = np.maximum(flops / peak, nbytes / bw) / eff + launch
+            time = time if active else np.zeros_like(time)
+            return np.maximum(time, eager_floor) if eager else time
+        return decode_attention, decode_attention_array
 
     def _eager(self, pt: float, d: float) -> bool:
         """True when this iteration's operators are launched one by one (not replayed from a CUDA graph)."""

@@ -47,10 +47,10 @@ def test_scalar_and_vector_paths_agree_bit_for_bit(i, chunks, new, prior, decode
 @given(i=st.integers(0, len(MODELS) - 1), decodes=st.integers(1, 600), ctx0=st.integers(0, 4_000_000),
        k=st.integers(1, 120))
 def test_decode_spans_price_each_iteration_exactly_as_one_at_a_time(i, decodes, ctx0, k):
-    """A fast-forwarded span (short: pure Python from cached batch terms; long: vectorised) gives each iteration
-    the bits of pricing it alone."""
+    """A fast-forwarded span (short: pure Python from cached batch terms; long: numpy) gives each iteration the
+    bits of pricing it alone, and so does the full vectorised pricing."""
     cm = MODELS[i]
     ctx = [float(ctx0 + decodes * j) for j in range(k)]
     one_by_one = [cm.time_one(0.0, 0.0, 0.0, 0.0, float(decodes), c, float(decodes)) for c in ctx]
     assert cm.decode_times(decodes, ctx) == one_by_one
-    assert cm._scalar.decode_times(float(decodes), ctx) == one_by_one  # the pure-Python path at any length
+    assert cm.time_s(BatchFeatures.decode_only(np.full(k, float(decodes)), np.array(ctx))).tolist() == one_by_one
