@@ -215,24 +215,33 @@ def build_simulation(sc: Scenario, trace: Trace, *, progress=None):
     return sim, pools
 
 
+#: Iterations re-priced per call by :func:`operator_time` (bounds its memory to a few tens of MB).
+PRICE_ROWS = 1 << 16
+#: The iteration columns that are cost-model features, by feature name.
+FEATURE_COLUMNS = {"prefill_tokens": "prefill_tokens", "prefill_chunks": "prefill_chunks",
+                   "prefill_attn_pairs": "prefill_attn_pairs", "prefill_kv_tokens": "prefill_kv_tokens",
+                   "decode_seqs": "decode_seqs", "decode_ctx_tokens": "decode_ctx_sum", "sampled": "sampled"}
+
+
 def operator_time(iterations: pd.DataFrame, pools: dict) -> dict[str, float]:
     """Seconds spent in each operator over the whole run, re-priced from the iteration log (vectorised).
 
-    Speculative draft steps (priced with the draft model or as a fraction of the target) are one entry,
-    ``speculative_draft``; the target's verification passes are in the operators like any prompt chunk.
+    Iterations are priced :data:`PRICE_ROWS` at a time (memory stays bounded on million-request runs) and the
+    chunks' totals added in order. Speculative draft steps (priced with the draft model or as a fraction of the
+    target) are one entry, ``speculative_draft``; the target's verification passes are in the operators like
+    any prompt chunk.
     """
     total: dict[str, float] = {}
+    replica = iterations["replica"].to_numpy()
+    columns = {feature: iterations[name].to_numpy() for feature, name in FEATURE_COLUMNS.items()}
     for cost, _, replicas in pools.values():
-        it = iterations[iterations["replica"].isin(replicas)]
-        if it.empty:
-            continue
-        features = BatchFeatures.from_arrays(
-            prefill_tokens=it["prefill_tokens"], prefill_chunks=it["prefill_chunks"],
-            prefill_attn_pairs=it["prefill_attn_pairs"], prefill_kv_tokens=it["prefill_kv_tokens"],
-            decode_seqs=it["decode_seqs"], decode_ctx_tokens=it["decode_ctx_sum"], sampled=it["sampled"])
-        for name, seconds in time_by_operator(cost.price(features)).items():
-            total[name] = total.get(name, 0.0) + seconds
-        draft = float(it["draft_s"].sum())
+        rows = np.flatnonzero(np.isin(replica, replicas))
+        for start in range(0, rows.size, PRICE_ROWS):
+            chunk = rows[start: start + PRICE_ROWS]
+            features = BatchFeatures.from_arrays(**{name: values[chunk] for name, values in columns.items()})
+            for name, seconds in time_by_operator(cost.price(features)).items():
+                total[name] = total.get(name, 0.0) + seconds
+        draft = float(iterations["draft_s"].to_numpy()[rows].sum())
         if draft > 0:
             total["speculative_draft"] = total.get("speculative_draft", 0.0) + draft
     return dict(sorted(total.items(), key=lambda kv: -kv[1]))

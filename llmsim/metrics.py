@@ -22,13 +22,15 @@ import numpy as np
 import pandas as pd
 
 from llmsim.engine.requests import FINISHED, REJECTED
-from llmsim.engine.records import merge_pairs
+from llmsim.engine.records import ITERATION_COLUMNS, merge_pairs
 from llmsim.engine.simulation import RawResult
 
 PERCENTILES = (50, 90, 95, 99)
 REQUEST_COLUMNS = ("request_id", "arrival_s", "prompt_tokens", "output_tokens", "replica", "status",
                    "first_scheduled_s", "first_token_s", "finish_s", "ttft_s", "tpot_s", "e2e_s", "preemptions",
                    "cached_prompt_tokens", "reject_reason")
+#: Iteration columns held as int64 in :func:`iterations_frame` (the others are float64).
+INTEGER_ITERATION_COLUMNS = ("replica", "prefill_chunks", "decode_seqs", "kv_blocks_used", "spec_seqs", "spec_tokens")
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,17 @@ def requests_frame(raw: RawResult) -> pd.DataFrame:
 
 
 def iterations_frame(raw: RawResult) -> pd.DataFrame:
-    """One row per iteration, sorted by replica then start time (the order each replica ran them)."""
-    frame = pd.DataFrame(raw.iterations.columns())
-    frame["replica"] = frame["replica"].astype(np.int64)
-    for name in ("prefill_chunks", "decode_seqs", "kv_blocks_used", "spec_seqs", "spec_tokens"):
-        frame[name] = frame[name].astype(np.int64)
-    return frame.sort_values(["replica", "start_s"], kind="stable", ignore_index=True)
+    """One row per iteration, sorted by replica then start time (the order each replica ran them).
+
+    Built one column at a time (float64 times and features, int64 counts), so the log is never copied whole.
+    """
+    log = raw.iterations
+    order = np.lexsort((log.column("start_s"), log.column("replica")))  # stable: ties keep append order
+    data = {}
+    for name in ITERATION_COLUMNS:
+        values = log.column(name)[order]
+        data[name] = values.astype(np.int64) if name in INTEGER_ITERATION_COLUMNS else values
+    return pd.DataFrame(data, copy=False)
 
 
 def stats(values: np.ndarray) -> dict[str, float | None]:
@@ -83,7 +90,7 @@ def stats(values: np.ndarray) -> dict[str, float | None]:
 
 def itl_frame(raw: RawResult) -> pd.DataFrame:
     """Every inter-token gap of the run as (gap_s, count) rows, sorted by gap."""
-    gaps, counts = merge_pairs(*raw.gaps.arrays())
+    gaps, counts = raw.gaps.merged()
     return pd.DataFrame({"gap_s": gaps, "count": counts})
 
 
@@ -109,7 +116,7 @@ def weighted_stats(values: np.ndarray, counts: np.ndarray) -> dict[str, float | 
 def summarize(raw: RawResult, requests: pd.DataFrame, iterations: pd.DataFrame, slo: Slo) -> dict[str, Any]:
     """The run summary (JSON-ready). Deterministic: contains no wall-clock or environment data."""
     done = requests[requests["status"] == "finished"]
-    gaps, counts = raw.gaps.arrays()
+    gaps, counts = raw.gaps.merged()
     start = float(requests["arrival_s"].min()) if len(requests) else 0.0
     end = float(np.nanmax(requests["finish_s"])) if done.shape[0] else start
     makespan = max(end - start, 0.0)

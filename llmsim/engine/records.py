@@ -1,6 +1,7 @@
 """Records a run produces: one row per iteration, and the inter-token gaps of every request (compressed).
 
-Both live in growable numpy buffers (appending a fast-forwarded span of k iterations is one copy).
+Both stay bounded in memory on long runs: iterations are written into a fixed-size row block that is stored
+losslessly in narrower columns once full (no buffer doubling), and gaps are merged by exact value as they come.
 """
 
 from __future__ import annotations
@@ -11,27 +12,30 @@ ITERATION_COLUMNS = ("replica", "start_s", "end_s", "prefill_tokens", "prefill_c
                      "decode_ctx_sum", "kv_blocks_used", "prefill_attn_pairs", "prefill_kv_tokens", "sampled",
                      "draft_s", "spec_seqs", "spec_tokens")
 
+_REPLICA, _START, _END, _DECODE_SEQS, _DECODE_CTX, _KV_USED, _SAMPLED = (
+    ITERATION_COLUMNS.index(name) for name in ("replica", "start_s", "end_s", "decode_seqs", "decode_ctx_sum",
+                                               "kv_blocks_used", "sampled"))
 
-class _Rows:
-    """A growable 2-D float64 table (capacity doubles), so appending rows costs 8 bytes per value."""
+#: Integer dtypes a sealed column may be narrowed to, smallest first.
+_NARROW = (np.int8, np.int16, np.int32)
 
-    def __init__(self, width: int) -> None:
-        self.data = np.empty((1024, width))
-        self.size = 0
 
-    def extend(self, block: np.ndarray) -> None:
-        """Append the rows of ``block`` (shape (n, width))."""
-        n = block.shape[0]
-        if self.size + n > self.data.shape[0]:
-            grown = np.empty((max(2 * self.data.shape[0], self.size + n), self.data.shape[1]))
-            grown[: self.size] = self.data[: self.size]
-            self.data = grown
-        self.data[self.size: self.size + n] = block
-        self.size += n
+def narrow_column(values: np.ndarray) -> np.ndarray:
+    """A copy of ``values`` (float64) in the smallest integer dtype that gives them back bit for bit, else float64.
 
-    def view(self) -> np.ndarray:
-        """The rows written so far."""
-        return self.data[: self.size]
+    Only integral values within int32 range narrow; -0.0, NaN and infinities keep float64, so widening the
+    result back to float64 is exact.
+    """
+    with np.errstate(invalid="ignore"):  # NaN and infinities cast to garbage, caught by the comparison
+        ints = values.astype(np.int64)
+    if not np.array_equal(ints.astype(np.float64).view(np.int64), values.view(np.int64)):
+        return values.copy()
+    lo, hi = (int(ints.min()), int(ints.max())) if ints.size else (0, 0)
+    for dtype in _NARROW:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return ints.astype(dtype)
+    return values.copy()
 
 
 class IterationLog:
@@ -43,48 +47,121 @@ class IterationLog:
     steps and ``spec_tokens`` the output tokens the round produced (see ``llmsim.engine.speculative``).
 
     Rows are appended in the order replicas finish planning them; the consumer sorts by (replica, start).
+    Storage: the newest rows sit in a float64 row block of :data:`BLOCK_ROWS` rows (one row is 14 x 8 bytes);
+    a full block is sealed into one array per column, narrowed by :func:`narrow_column` (times keep float64,
+    counts usually take 1-4 bytes). Values read back are exactly the float64 values appended.
     """
 
+    BLOCK_ROWS = 1 << 16
+
     def __init__(self) -> None:
-        self._rows = _Rows(len(ITERATION_COLUMNS))
+        self._block = np.empty((self.BLOCK_ROWS, len(ITERATION_COLUMNS)))
+        self._fill = 0
+        self._sealed: list[tuple[np.ndarray, ...]] = []
+        self._sealed_rows = 0
 
     @property
     def count(self) -> int:
         """Iterations recorded."""
-        return self._rows.size
+        return self._sealed_rows + self._fill
 
     def add_row(self, *values: float) -> None:
         """Append one iteration; values in :data:`ITERATION_COLUMNS` order."""
-        self._rows.extend(np.array(values, dtype=np.float64).reshape(1, -1))
+        self._block[self._fill] = values
+        self._fill += 1
+        if self._fill == self.BLOCK_ROWS:
+            self._seal()
 
     def append(self, **columns: np.ndarray | float | int) -> None:
         """Append one or more rows; array arguments must share a length, scalars are broadcast."""
         n = max((np.size(v) for v in columns.values()), default=1)
+        if self._fill + n < self.BLOCK_ROWS:  # the common case: write straight into the open block
+            rows = self._block[self._fill: self._fill + n]
+            for i, name in enumerate(ITERATION_COLUMNS):
+                rows[:, i] = columns[name]
+            self._fill += n
+            return
         block = np.empty((n, len(ITERATION_COLUMNS)))
         for i, name in enumerate(ITERATION_COLUMNS):
             block[:, i] = columns[name]
-        self._rows.extend(block)
+        self._extend(block)
+
+    def append_decodes(self, replica: int, start_s: list[float], end_s: list[float], decode_seqs: int,
+                       decode_ctx_sum: list[float], kv_blocks_used: list[int]) -> None:
+        """Append a fast-forwarded decode span: ``len(end_s)`` iterations of ``decode_seqs`` sequences decoding
+        one token each (every other column zero). The replica's hot path, hence its own method."""
+        n = len(end_s)
+        if self._fill + n >= self.BLOCK_ROWS:
+            self.append(replica=replica, start_s=start_s, end_s=end_s, prefill_tokens=0.0, prefill_chunks=0,
+                        decode_seqs=decode_seqs, decode_ctx_sum=decode_ctx_sum, kv_blocks_used=kv_blocks_used,
+                        prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=decode_seqs, draft_s=0.0,
+                        spec_seqs=0, spec_tokens=0)
+            return
+        rows = self._block[self._fill: self._fill + n]
+        rows.fill(0.0)
+        rows[:, _REPLICA] = replica
+        rows[:, _START] = start_s
+        rows[:, _END] = end_s
+        rows[:, _DECODE_SEQS] = rows[:, _SAMPLED] = decode_seqs
+        rows[:, _DECODE_CTX] = decode_ctx_sum
+        rows[:, _KV_USED] = kv_blocks_used
+        self._fill += n
+
+    def _extend(self, block: np.ndarray) -> None:
+        """Copy the rows of ``block`` (shape (n, 14)) in, sealing every block that fills."""
+        done = 0
+        while done < block.shape[0]:
+            take = min(self.BLOCK_ROWS - self._fill, block.shape[0] - done)
+            self._block[self._fill: self._fill + take] = block[done: done + take]
+            self._fill += take
+            done += take
+            if self._fill == self.BLOCK_ROWS:
+                self._seal()
+
+    def _seal(self) -> None:
+        """Store the full row block as narrowed columns and reopen it empty."""
+        rows = self._block[: self._fill]
+        self._sealed.append(tuple(narrow_column(rows[:, i]) for i in range(rows.shape[1])))
+        self._sealed_rows += self._fill
+        self._fill = 0
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of every row recorded, as a new float64 array (in append order)."""
+        i = ITERATION_COLUMNS.index(name)
+        out = np.empty(self.count)
+        at = 0
+        for block in self._sealed:
+            out[at: at + block[i].size] = block[i]
+            at += block[i].size
+        out[at:] = self._block[: self._fill, i]
+        return out
 
     def columns(self) -> dict[str, np.ndarray]:
         """All rows as float64 columns."""
-        table = self._rows.view()
-        return {name: table[:, i].copy() for i, name in enumerate(ITERATION_COLUMNS)}
+        return {name: self.column(name) for name in ITERATION_COLUMNS}
+
+    def nbytes(self) -> int:
+        """Bytes the log holds (sealed columns and the open row block)."""
+        return self._block.nbytes + sum(c.nbytes for block in self._sealed for c in block)
 
 
 class GapRecorder:
     """Inter-token latencies (ITL), stored exactly as (gap seconds, count) pairs.
 
-    Requests that decode in the same iteration mostly see the same gap, so pairs are merged by exact value
-    whenever the buffer fills (:data:`COMPACT_AT` pairs): memory stays bounded by the number of distinct gaps,
+    Requests that decode in the same iteration mostly see the same gap, so pairs are merged by exact value:
+    new pairs go to a buffer of :data:`PENDING` pairs, which, once full, is merged into a sorted table of
+    distinct gaps and their total counts. Memory stays bounded by the number of distinct gaps (16 bytes each),
     not of tokens. Merging only sums integer counts, so percentiles are exact and do not depend on when it ran.
     """
 
-    COMPACT_AT = 1 << 22
+    PENDING = 1 << 20
 
     def __init__(self) -> None:
-        self._values = np.empty(1 << 16)
-        self._counts = np.empty(1 << 16, dtype=np.int64)
+        self._values = np.empty(self.PENDING)
+        self._counts = np.empty(self.PENDING, dtype=np.int64)
         self._size = 0
+        self._gaps = np.zeros(0)
+        self._totals = np.zeros(0, dtype=np.int64)
 
     def add(self, gaps: np.ndarray, weights: np.ndarray | int = 1) -> None:
         """Record ``gaps`` (seconds), each seen ``weights`` times."""
@@ -93,30 +170,54 @@ class GapRecorder:
         if not n:
             return
         if self._size + n > self._values.size:
-            self._grow(n)
+            self._flush()
+            if n > self._values.size:
+                counts = np.broadcast_to(np.asarray(weights, dtype=np.int64), (n,))
+                self._merge(*merge_pairs(gaps, counts))
+                return
         self._values[self._size: self._size + n] = gaps
         self._counts[self._size: self._size + n] = weights
         self._size += n
 
-    def _grow(self, n: int) -> None:
-        if self._size >= self.COMPACT_AT:
-            values, counts = merge_pairs(self._values[: self._size], self._counts[: self._size])
-            self._size = values.size
-            self._values[: self._size], self._counts[: self._size] = values, counts
-        if self._size + n > self._values.size:
-            capacity = max(2 * self._values.size, self._size + n)
-            self._values = np.concatenate([self._values[: self._size], np.empty(capacity - self._size)])
-            self._counts = np.concatenate([self._counts[: self._size], np.empty(capacity - self._size, np.int64)])
+    def _flush(self) -> None:
+        """Merge the buffered pairs into the table of distinct gaps."""
+        if self._size:
+            self._merge(*merge_pairs(self._values[: self._size], self._counts[: self._size]))
+            self._size = 0
+
+    def _merge(self, gaps: np.ndarray, counts: np.ndarray) -> None:
+        """Add sorted distinct ``gaps`` seen ``counts`` times to the table."""
+        at = np.searchsorted(self._gaps, gaps)
+        known = at < self._gaps.size
+        known[known] = self._gaps[at[known]] == gaps[known]
+        self._totals[at[known]] += counts[known]
+        new = ~known
+        if new.any():
+            self._gaps = np.insert(self._gaps, at[new], gaps[new])
+            self._totals = np.insert(self._totals, at[new], counts[new])
+
+    def merged(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every gap recorded, merged: sorted distinct gaps (s) and their total counts (int64), read-only."""
+        self._flush()
+        gaps, totals = self._gaps.view(), self._totals.view()
+        gaps.flags.writeable = totals.flags.writeable = False
+        return gaps, totals
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(gaps, counts) recorded so far (possibly already merged in part)."""
-        return self._values[: self._size].copy(), self._counts[: self._size].copy()
+        """(gaps, counts) recorded so far, as new arrays (merged by exact value)."""
+        gaps, totals = self.merged()
+        return gaps.copy(), totals.copy()
 
 
 def merge_pairs(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge (value, count) pairs by exact value: sorted unique values and their total counts (int64)."""
+    """Merge (value, count) pairs by exact value: sorted unique values and their total counts (int64).
+
+    Pairs that are already merged (strictly increasing values) come back as they are, without a sort.
+    """
     if values.size == 0:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
+    if np.all(values[1:] > values[:-1]):
+        return values, np.asarray(counts, dtype=np.int64)
     uniq, inverse = np.unique(values, return_inverse=True)
     total = np.zeros(uniq.size, dtype=np.int64)
     np.add.at(total, inverse, counts)

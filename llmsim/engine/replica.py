@@ -267,10 +267,8 @@ class Replica:
         del ends[k:], ctx[k:], cum_need[k:]
         kv.allocate(cum_need[-1])
         t.blocks[ids] += blocks_for(kv0 + k, bs) - blocks_for(kv0 + 1, bs)
-        self.iterations.append(replica=self.index, start_s=[self.clock] + ends[:-1], end_s=ends, prefill_tokens=0.0,
-                               prefill_chunks=0, decode_seqs=b, decode_ctx_sum=ctx,
-                               kv_blocks_used=[used + c for c in cum_need], prefill_attn_pairs=0.0,
-                               prefill_kv_tokens=0.0, sampled=b, draft_s=0.0, spec_seqs=0, spec_tokens=0)
+        self.iterations.append_decodes(self.index, [self.clock] + ends[:-1], ends, b, ctx,
+                                       [used + c for c in cum_need])
         self.clock = ends[-1]
         self._apply_decodes(ids, k, ends)
 

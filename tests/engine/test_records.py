@@ -1,0 +1,159 @@
+"""The run records stay exact while bounded: sealed iteration blocks, merged gaps, chunked re-pricing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import llmsim
+from llmsim import api
+from llmsim.costmodel.batch import BatchFeatures
+from llmsim.costmodel.roofline import time_by_operator
+from llmsim.engine.records import ITERATION_COLUMNS, GapRecorder, IterationLog, merge_pairs, narrow_column
+from llmsim.engine.simulation import RawResult
+from llmsim.metrics import INTEGER_ITERATION_COLUMNS, iterations_frame
+
+WIDTH = len(ITERATION_COLUMNS)
+
+
+class SmallLog(IterationLog):
+    BLOCK_ROWS = 8
+
+
+def random_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Rows mixing small counts, big integers, fractions and values that must not be narrowed."""
+    rows = rng.integers(0, 300, (n, WIDTH)).astype(np.float64)
+    rows[:, 1] = np.cumsum(rng.exponential(0.01, n))
+    rows[:, 2] = rows[:, 1] + 0.005
+    rows[::7, 8] = 3e9 + rng.integers(0, 10, rows[::7, 8].shape)
+    rows[::11, 9] = -0.0
+    rows[::13, 11] = np.nan
+    rows[::17, 3] = np.inf
+    return rows
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and np.array_equal(a.view(np.int64), b.view(np.int64))
+
+
+def test_narrow_column_is_lossless_and_narrow():
+    assert narrow_column(np.array([0.0, 3.0, 100.0])).dtype == np.int8
+    assert narrow_column(np.array([-1.0, 40000.0])).dtype == np.int32
+    for values in ([0.5, 1.0], [-0.0, 1.0], [np.nan, 1.0], [np.inf], [3e9, 1.0], [2.0 ** 62]):
+        values = np.array(values)
+        narrowed = narrow_column(values)
+        assert narrowed.dtype == np.float64 and same_bits(narrowed, values)
+    assert narrow_column(np.zeros(0)).size == 0
+
+
+def test_iteration_log_gives_back_every_value_bit_for_bit_across_blocks():
+    rows = random_rows(np.random.default_rng(0), 101)
+    log = SmallLog()
+    at = 0
+    for size in (1, 3, 1, 8, 20, 1, 5, 30, 1, 1, 30):  # single rows and spans, some crossing blocks
+        block = rows[at: at + size]
+        if size == 1:
+            log.add_row(*block[0].tolist())
+        else:
+            log.append(**{name: block[:, i] for i, name in enumerate(ITERATION_COLUMNS)})
+        at += size
+        assert log.count == at
+    columns = log.columns()
+    for i, name in enumerate(ITERATION_COLUMNS):
+        assert same_bits(columns[name], rows[:at, i]), name
+    assert log.nbytes() < rows.nbytes
+
+
+def test_append_broadcasts_scalars():
+    log = IterationLog()
+    log.append(**{name: 2.0 for name in ITERATION_COLUMNS} | {"start_s": [0.0, 1.0, 2.0]})
+    assert log.count == 3
+    assert log.column("start_s").tolist() == [0.0, 1.0, 2.0] and log.column("replica").tolist() == [2.0] * 3
+
+
+def test_iterations_frame_matches_a_stable_sort_of_the_whole_log():
+    rng = np.random.default_rng(1)
+    rows = random_rows(rng, 200)
+    rows[:, 0] = rng.integers(0, 3, 200)
+    rows[:, 1] = rng.integers(0, 20, 200) * 0.25  # ties in (replica, start) keep append order
+    rows[:, 11] = 0.0
+    log = SmallLog()
+    for row in rows:
+        log.add_row(*row.tolist())
+    frame = iterations_frame(RawResult(table=None, iterations=log, gaps=GapRecorder()))
+    expected = pd.DataFrame(rows, columns=list(ITERATION_COLUMNS))
+    for name in INTEGER_ITERATION_COLUMNS:
+        expected[name] = expected[name].astype(np.int64)
+    expected = expected.sort_values(["replica", "start_s"], kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+
+
+def test_gap_recorder_merges_exactly_whatever_the_buffer_size(monkeypatch):
+    rng = np.random.default_rng(2)
+    batches = [(np.round(rng.exponential(0.01, n), 4), rng.integers(1, 5, n)) for n in rng.integers(1, 50, 60)]
+    batches.append((np.round(rng.exponential(0.01, 300), 4), 3))  # more pairs than the buffer holds
+    values = np.concatenate([np.atleast_1d(g) for g, _ in batches])
+    counts = np.concatenate([np.broadcast_to(c, g.shape) for g, c in batches])
+    expected = merge_pairs(values, counts)
+    for pending in (16, 64, 1 << 20):
+        monkeypatch.setattr(GapRecorder, "PENDING", pending)
+        rec = GapRecorder()
+        for gaps, weights in batches:
+            rec.add(gaps, weights)
+        gaps, totals = rec.merged()
+        assert same_bits(gaps, expected[0]) and np.array_equal(totals, expected[1]) and totals.dtype == np.int64
+        assert not gaps.flags.writeable
+        copies = rec.arrays()
+        assert copies[0].flags.writeable and np.array_equal(copies[1], expected[1])
+
+
+def test_merge_pairs_of_merged_pairs_is_the_identity():
+    values, counts = merge_pairs(np.array([0.3, 0.1, 0.3, 0.2]), np.array([1, 2, 3, 4]))
+    assert values.tolist() == [0.1, 0.2, 0.3] and counts.tolist() == [2, 4, 4]
+    again = merge_pairs(values, counts)
+    assert again[0].tolist() == values.tolist() and again[1].tolist() == counts.tolist()
+    assert merge_pairs(np.array([0.0, -0.0]), np.array([1, 1]))[1].tolist() == [2]
+
+
+def direct_operator_time(iterations: pd.DataFrame, pools: dict) -> dict[str, float]:
+    """The operator breakdown priced in one call over all rows of each pool (what the chunked one must equal)."""
+    total: dict[str, float] = {}
+    for cost, _, replicas in pools.values():
+        it = iterations[iterations["replica"].isin(replicas)]
+        features = BatchFeatures.from_arrays(**{f: it[c] for f, c in api.FEATURE_COLUMNS.items()})
+        for name, seconds in time_by_operator(cost.price(features)).items():
+            total[name] = total.get(name, 0.0) + seconds
+        if float(it["draft_s"].sum()) > 0:
+            total["speculative_draft"] = total.get("speculative_draft", 0.0) + float(it["draft_s"].sum())
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
+@pytest.mark.parametrize("name", ["quickstart", "disaggregated", "speculative-chat"])
+def test_operator_time_priced_in_chunks_equals_one_call(name, monkeypatch):
+    monkeypatch.setattr(api, "PRICE_ROWS", 200)
+    result = llmsim.run(name, ["workload.num_requests=60"])
+    sc = result.scenario
+    _, pools = api.build_simulation(sc, sc.workload.generate(sc.rngs(1)[0]))
+    assert len(result.iterations) > 1000
+    chunked, direct = result.summary["time_by_operator_s"], direct_operator_time(result.iterations, pools)
+    assert chunked.keys() == direct.keys()
+    for op, seconds in direct.items():  # the same terms, added in another order
+        assert chunked[op] == pytest.approx(seconds, rel=1e-12, abs=1e-15)
+
+
+def test_append_decodes_is_append_with_the_other_columns_zero():
+    """The replica's fast path for decode spans writes what the general append writes, across a block seal too."""
+    fast, general = SmallLog(), SmallLog()
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        n = int(rng.integers(1, 9))
+        ends = np.cumsum(rng.random(n)).tolist()
+        starts, ctx, kv = [0.0] + ends[:-1], rng.integers(0, 10**6, n).astype(float).tolist(), rng.integers(0, 500, n).tolist()
+        b = int(rng.integers(1, 300))
+        fast.append_decodes(2, starts, ends, b, ctx, kv)
+        general.append(replica=2, start_s=starts, end_s=ends, prefill_tokens=0.0, prefill_chunks=0, decode_seqs=b,
+                       decode_ctx_sum=ctx, kv_blocks_used=kv, prefill_attn_pairs=0.0, prefill_kv_tokens=0.0,
+                       sampled=b, draft_s=0.0, spec_seqs=0, spec_tokens=0)
+    for name in ITERATION_COLUMNS:
+        assert fast.column(name).tolist() == general.column(name).tolist(), name
