@@ -188,7 +188,11 @@ class Replica:
         if ids.size == 0:
             return
         t = self.state.table
-        self.gaps.add(ends[0] - t.last_token_s[ids])
+        last = t.last_token_s[ids]
+        if last[0] == last[-1] and (last == last[0]).all():  # the usual case: all decoded in the last iteration
+            self.gaps.add(ends[0] - last[0], ids.size)
+        else:
+            self.gaps.add(ends[0] - last)
         if k > 1:
             self.gaps.add(np.diff(ends), ids.size)
         t.kv_len[ids] += k
