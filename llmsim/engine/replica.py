@@ -137,7 +137,7 @@ class Replica:
         self.clock = end
         self._apply_chunks(plan.chunks, end)
         if rnd is None:
-            self._apply_decodes(plan.decodes, 1, np.array([end]))
+            self._apply_decodes(plan.decodes, 1, [end])
         else:
             self._apply_round(plan.decodes, rnd.produced, end)
 
@@ -183,8 +183,9 @@ class Replica:
             elif self.on_prefilled is not None and self.on_prefilled(self.index, r):
                 self._hand_off(r)
 
-    def _apply_decodes(self, ids: np.ndarray, k: int, ends: np.ndarray) -> None:
-        """Advance decoding requests ``ids`` by ``k`` iterations ending at ``ends`` (length k)."""
+    def _apply_decodes(self, ids: np.ndarray, k: int, ends: list[float], remaining: np.ndarray | None = None) -> None:
+        """Advance decoding requests ``ids`` by ``k`` iterations ending at ``ends`` (length k); ``remaining``, when
+        known, holds the tokens each still had to produce before them."""
         if ids.size == 0:
             return
         t = self.state.table
@@ -194,12 +195,14 @@ class Replica:
         else:
             self.gaps.add(ends[0] - last)
         if k > 1:
-            self.gaps.add(np.diff(ends), ids.size)
+            self.gaps.add([b - a for a, b in zip(ends, ends[1:])], ids.size)
         t.kv_len[ids] += k
         t.generated[ids] += k
         t.last_token_s[ids] = ends[-1]
-        for r in ids[t.generated[ids] >= t.output[ids]]:
-            self._finish(int(r), float(ends[-1]))
+        done = (remaining <= k) if remaining is not None else (t.generated[ids] >= t.output[ids])
+        if done.any():
+            for r in ids[done].tolist():
+                self._finish(r, ends[-1])
 
     def _apply_round(self, ids: np.ndarray, produced: np.ndarray, end: float) -> None:
         """Advance decoding requests ``ids`` by one speculative round ending at ``end``, ``produced[i]`` tokens
@@ -238,7 +241,8 @@ class Replica:
         t, kv = self.state.table, self.state.kv
         bs, b = kv.block_size, ids.size
         kv0 = t.kv_len[ids]
-        k = min(int((t.output[ids] - t.generated[ids]).min()), self._span_cap)
+        remaining = t.output[ids] - t.generated[ids]
+        k = min(int(remaining.min()), self._span_cap)
         # Step 0's blocks are reserved; step j >= 1 needs a block for each sequence with (kv0 + j) % bs == 0.
         cum_need, free = [0], kv.free  # cum_need[j]: blocks steps 1..j take
         if k > 1:
@@ -269,12 +273,13 @@ class Replica:
         # thousands of iterations that an arrival will cut short wastes time.
         self._span_cap = min(2 * self._span_cap, MAX_SPAN_ITERATIONS) if k == priced else max(4, priced // 2)
         del ends[k:], ctx[k:], cum_need[k:]
-        kv.allocate(cum_need[-1])
-        t.blocks[ids] += blocks_for(kv0 + k, bs) - blocks_for(kv0 + 1, bs)
+        if cum_need[-1]:  # blocks taken by steps 1..k-1: ceil((kv0 + k) / bs) - ceil((kv0 + 1) / bs) each
+            kv.allocate(cum_need[-1])
+            t.blocks[ids] += (kv0 + (k - 1)) // bs - kv0 // bs
         self.iterations.append_decodes(self.index, [self.clock] + ends[:-1], ends, b, ctx,
                                        [used + c for c in cum_need])
         self.clock = ends[-1]
-        self._apply_decodes(ids, k, ends)
+        self._apply_decodes(ids, k, ends, remaining)
 
     def _sleep_or_wake(self, t: float):
         """Sleep until ``t`` unless :meth:`notify` wakes the replica earlier (one event either way)."""
