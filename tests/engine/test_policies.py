@@ -7,6 +7,10 @@ import pytest
 
 from llmsim.api import cost_model
 from llmsim.costmodel import IterationShape, PromptChunk
+from llmsim.engine.kv_cache import KVBlockPool
+from llmsim.engine.requests import RequestTable
+from llmsim.engine.schedulers import SCHEDULERS
+from llmsim.engine.state import ReplicaState
 
 
 def test_static_prefills_the_idle_batch_together_and_lets_nobody_join(simulate):
@@ -97,3 +101,26 @@ def test_disaggregated_pools_may_use_different_gpus(simulate):
     hw = [r["hardware"] for r in res.summary["replicas"]]
     assert hw == ["h100-sxm", "a100-80g-sxm"]
     assert res.summary["requests"]["finished"] == 40
+
+
+@pytest.mark.parametrize("policy", ["continuous", "chunked", "static"])
+def test_decode_plans_are_closed_exactly_when_no_arrival_could_join(policy):
+    """A decode-only plan promises ``closed`` (arrivals cannot change the iterations before the batch changes by
+    itself) when requests already wait behind a blocked queue head, or for a running static batch."""
+    def plans(waiting_extra: int):
+        table = RequestTable(np.zeros(3 + waiting_extra), np.full(3 + waiting_extra, 32), np.full(3 + waiting_extra, 50))
+        state = ReplicaState(table, KVBlockPool(1000, 16))
+        scheduler = SCHEDULERS[policy](max_num_seqs=2)
+        state.waiting.extend(range(2))  # two requests fill the batch and are prefilled
+        first = scheduler.plan_iteration(state, 0.0)
+        for r, c in first.chunks:
+            table.prefilled[r] += c
+            table.kv_len[r] += c
+            table.generated[r] += 1
+        state.waiting.extend(range(2, 2 + waiting_extra))
+        return scheduler.plan_iteration(state, 0.1)
+
+    idle_queue, blocked_queue = plans(0), plans(1)
+    assert idle_queue.decodes.size == blocked_queue.decodes.size == 2 and not blocked_queue.chunks
+    assert blocked_queue.closed  # the sequence limit blocks the head until a request finishes
+    assert idle_queue.closed == (policy == "static")  # an arrival could join a continuous or chunked batch
