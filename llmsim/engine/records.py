@@ -179,6 +179,14 @@ class GapRecorder:
         self._counts[self._size: self._size + n] = weights
         self._size += n
 
+    def add_one(self, gap: float, weight: int = 1) -> None:
+        """Record one gap (seconds) seen ``weight`` times (the common case of :meth:`add`, without array set-up)."""
+        if self._size == self._values.size:
+            self._flush()
+        self._values[self._size] = gap
+        self._counts[self._size] = weight
+        self._size += 1
+
     def _flush(self) -> None:
         """Merge the buffered pairs into the table of distinct gaps."""
         if self._size:

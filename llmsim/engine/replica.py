@@ -191,10 +191,12 @@ class Replica:
         t = self.state.table
         last = t.last_token_s[ids]
         if last[0] == last[-1] and (last == last[0]).all():  # the usual case: all decoded in the last iteration
-            self.gaps.add(ends[0] - last[0], ids.size)
+            self.gaps.add_one(ends[0] - float(last[0]), ids.size)
         else:
             self.gaps.add(ends[0] - last)
-        if k > 1:
+        if k == 2:
+            self.gaps.add_one(ends[1] - ends[0], ids.size)
+        elif k > 2:
             self.gaps.add([b - a for a, b in zip(ends, ends[1:])], ids.size)
         t.kv_len[ids] += k
         t.generated[ids] += k

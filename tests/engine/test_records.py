@@ -157,3 +157,15 @@ def test_append_decodes_is_append_with_the_other_columns_zero():
                        sampled=b, draft_s=0.0, spec_seqs=0, spec_tokens=0)
     for name in ITERATION_COLUMNS:
         assert fast.column(name).tolist() == general.column(name).tolist(), name
+
+
+def test_add_one_is_add_of_one_gap(monkeypatch):
+    """The scalar fast path records exactly what ``add`` records, including when it fills the buffer."""
+    monkeypatch.setattr(GapRecorder, "PENDING", 4)
+    one, many = GapRecorder(), GapRecorder()
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        gap, weight = float(rng.choice([0.01, 0.02, rng.random()])), int(rng.integers(1, 100))
+        one.add_one(gap, weight)
+        many.add(np.array([gap]), weight)
+    assert [a.tolist() for a in one.merged()] == [a.tolist() for a in many.merged()]
