@@ -5,10 +5,11 @@ boundaries NORMAL, so a request that arrives exactly at a boundary is seen by th
 one that arrives during an iteration waits for the next boundary. An idle replica sleeps until woken.
 
 Fast-forward: when the scheduler returns a *stable* decode-only plan, the replica prices the next k decode
-iterations in one vectorised call (k = until the first request finishes or the KV cache would run out of
-blocks) and sleeps once. If a request is submitted mid-span, the span is cut at the first boundary at or
-after that time, exactly where step-by-step simulation would have seen it. Both modes compute the replica
-clock with the same sequence of floating-point additions, so their records are identical.
+iterations at once (k = until the first request finishes or the KV cache would run out of blocks; see
+``CostModel.decode_times``) and sleeps once. If a request is submitted mid-span, the span is cut at the first
+boundary at or after that time, exactly where step-by-step simulation would have seen it, unless the plan is
+*closed* (no submission could join before the batch changes by itself). Both modes compute the replica clock
+with the same sequence of floating-point additions, so their records are identical.
 
 Speculative decoding (:mod:`llmsim.engine.speculative`): every iteration with decoding sequences is one
 round (draft steps, then one target pass verifying them alongside any prompt chunks); its duration is
