@@ -17,7 +17,7 @@ from llmsim.costmodel.operators import FEATURES, _touched_experts_scalar
 _NEW_TOKENS = FEATURES.index("new_tokens")
 _CTX = FEATURES.index("decode_ctx_tokens")
 VECTOR_SPAN_ITERATIONS = 24  # decode spans at least this long are priced with numpy (its call overhead pays off)
-MEMO_ENTRIES = 1 << 18  # iterations remembered per cost model (a trace repeats its prompt lengths and batch sizes)
+MEMO_ENTRIES = 1 << 16  # entries per memo (a few MB); a full memo starts over (a trace repeats its token counts)
 
 
 class ScalarPricer:
