@@ -100,3 +100,28 @@ def test_the_same_seed_gives_byte_identical_outputs(tmp_path):
         assert filecmp.cmp(tmp_path / "run0" / name, tmp_path / "run1" / name, shallow=False), name
     other = llmsim.run("quickstart", [*overrides, "workload.seed=1"]).requests
     assert not other.equals(pd.read_csv(tmp_path / "run0" / "requests.csv"))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), policy=st.sampled_from(["static", "continuous", "chunked"]),
+       router=st.sampled_from(ROUTERS), replicas=st.integers(1, 2), kv_blocks=st.integers(120, 400),
+       n=st.integers(5, 80))
+def test_fast_forward_and_step_by_step_agree_with_prefix_caching(tmp_path, seed, policy, router, replicas,
+                                                                kv_blocks, n):
+    """Shared system prompts and multi-turn histories in a small KV cache (evictions, queues, closed spans)."""
+    import llmsim
+    scenario = {"name": "prefix", "model": "llama-3-8b", "hardware": "h100-sxm", "model_overrides": {"num_layers": 4},
+                "replicas": replicas, "router": router,
+                "scheduler": {"policy": policy, "max_num_seqs": 6, "max_batched_tokens": 2048, "chunk_size": 256,
+                              "num_kv_blocks": kv_blocks, "prefix_caching": True},
+                "workload": {"arrival": {"process": "poisson", "rate": 40.0},
+                             "prompt_tokens": {"dist": "lognormal", "median": 120, "sigma": 0.6, "min": 8, "max": 600},
+                             "output_tokens": {"dist": "lognormal", "median": 40, "sigma": 0.7, "min": 2, "max": 150},
+                             "shared_prefix": {"tokens": 256, "num_prefixes": 3, "block_tokens": 16},
+                             "multi_turn": {"turns": 2, "think_time_s": 0.2}, "num_requests": n, "seed": seed}}
+    runs = [llmsim.run({**scenario, "engine": {"fast_forward": ff}}) for ff in (True, False)]
+    assert runs[0].summary["prefix_cache"]["hit_tokens"] > 0 or n < 10
+    for ff, run in zip(("ff", "step"), runs):
+        run.save(tmp_path / f"{ff}{seed}", overwrite=True)
+    for name in ("requests.csv", "iterations.csv", "itl.csv", "summary.json"):
+        assert filecmp.cmp(tmp_path / f"ff{seed}" / name, tmp_path / f"step{seed}" / name, shallow=False), name
