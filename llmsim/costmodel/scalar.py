@@ -17,6 +17,7 @@ from llmsim.costmodel.operators import FEATURES, _touched_experts_scalar
 _NEW_TOKENS = FEATURES.index("new_tokens")
 _CTX = FEATURES.index("decode_ctx_tokens")
 VECTOR_SPAN_ITERATIONS = 24  # decode spans at least this long are priced with numpy (its call overhead pays off)
+WARM_TOKENS = 8192  # token counts whose token-only operator times are priced up front (one vectorised call)
 MEMO_ENTRIES = 1 << 16  # entries per memo (a few MB); a full memo starts over (a trace repeats its token counts)
 
 
@@ -44,6 +45,7 @@ class ScalarPricer:
         self._memo: dict[tuple[float, ...], float] = {}
         self._op_memos = [(itemgetter(*self._op_inputs(i)), {}) for i in range(len(self.kinds))]
         self._decode_plans: dict[float, tuple] = {}
+        self._warm = False
 
     @staticmethod
     def _kinds(table, plan) -> list[tuple]:
@@ -66,6 +68,8 @@ class ScalarPricer:
         total = self._memo.get(key)
         if total is not None:
             return total
+        if not self._warm:
+            self._warm_token_memos()
         x = self._features(pt, pc, pairs, kvt, d, ctx, s)
         tokens = None
         eager = self._eager(pt, d)
@@ -86,6 +90,26 @@ class ScalarPricer:
             self._memo.clear()
         self._memo[key] = total
         return total
+
+    def _warm_token_memos(self) -> None:
+        """Fill the memos of the operators whose time depends on the token count alone (GEMMs, norms,
+        elementwise) for 1 .. :data:`WARM_TOKENS` tokens, from one vectorised pricing (bit-identical per
+        operator). Only with a graphed engine: an eager one adds a per-iteration condition the vector path
+        decides itself."""
+        self._warm = True
+        if self.cm.engine.eager.launch_s > 0:
+            return
+        token_features = {0, _NEW_TOKENS, FEATURES.index("touched")}
+        ops = [i for i in range(len(self.kinds)) if set(self._op_inputs(i)) <= token_features]
+        if not ops:
+            return
+        n = np.arange(1, WARM_TOKENS + 1, dtype=np.float64)
+        cost = self.cm.price(BatchFeatures.from_arrays(prefill_tokens=n, prefill_chunks=1.0, sampled=1.0))
+        memos = [(self._op_memos[i][0], self._op_memos[i][1], cost.ops[i].time_s.tolist()) for i in ops]
+        for j, tokens in enumerate(n.tolist()):
+            x = self._features(tokens, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+            for inputs, memo, seconds in memos:
+                memo[(inputs(x), False)] = seconds[j]
 
     def _op_inputs(self, i: int) -> list[int]:
         """The features operator ``i``'s time depends on (its FLOPs, bytes, activity and efficiency variable)."""

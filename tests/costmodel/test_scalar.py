@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmsim.costmodel import BatchFeatures, CostModel, Precision, load_calibration, load_engine
+from llmsim.costmodel.scalar import _combine as scalar_combine
 from llmsim.specs import Parallelism, load_hardware, load_model
 from llmsim.specs.hardware import builtin_hardware_dir
 
@@ -54,3 +56,20 @@ def test_decode_spans_price_each_iteration_exactly_as_one_at_a_time(i, decodes, 
     one_by_one = [cm.time_one(0.0, 0.0, 0.0, 0.0, float(decodes), c, float(decodes)) for c in ctx]
     assert cm.decode_times(decodes, ctx) == one_by_one
     assert cm.time_s(BatchFeatures.decode_only(np.full(k, float(decodes)), np.array(ctx))).tolist() == one_by_one
+
+
+@pytest.mark.parametrize("i", range(len(MODELS)))
+def test_warmed_operator_times_are_what_the_scalar_path_computes(i):
+    """The token-only operator times priced up front (vectorised) equal, operator by operator, the scalar path's."""
+    cm = CostModel(MODELS[i].model, MODELS[i].gpu, MODELS[i].parallelism, MODELS[i].precision,
+                   MODELS[i].calibration, MODELS[i].engine)
+    pricer = cm._scalar
+    pricer._warm_token_memos()
+    warmed = [k for k, (_, memo) in enumerate(pricer._op_memos) if memo]
+    assert warmed or cm.engine.eager.launch_s > 0
+    for tokens in (1.0, 7.0, 128.0, 1000.0, 4097.0, 8192.0):
+        x = pricer._features(tokens, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+        token_counts = [scalar_combine(terms, x) for terms in pricer.tokens_terms]
+        for k in warmed:
+            inputs, memo = pricer._op_memos[k]
+            assert memo[(inputs(x), False)] == pricer._op_time(k, x, token_counts, False)
