@@ -16,7 +16,7 @@ from llmsim.costmodel.operators import FEATURES, _touched_experts_scalar
 
 _NEW_TOKENS = FEATURES.index("new_tokens")
 _CTX = FEATURES.index("decode_ctx_tokens")
-VECTOR_SPAN_ITERATIONS = 24  # decode spans at least this long are priced with numpy (its call overhead pays off)
+VECTOR_SPAN_ITERATIONS = 16  # decode spans at least this long are priced with numpy (its call overhead pays off)
 WARM_TOKENS = 8192  # token counts whose token-only operator times are priced up front (one vectorised call)
 MEMO_ENTRIES = 1 << 16  # entries per memo (a few MB); a full memo starts over (a trace repeats its token counts)
 
