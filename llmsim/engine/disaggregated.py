@@ -18,13 +18,13 @@ from collections import deque
 from typing import Callable, Sequence
 
 import numpy as np
-import simpy
+from simpy.core import URGENT
 
 from llmsim.engine.kv_cache import blocks_for
 from llmsim.engine.replica import Replica
 from llmsim.engine.requests import REJECTED, RUNNING
 from llmsim.engine.routers.least_outstanding import least_outstanding
-from llmsim.engine.simulation import RawResult, ReplicaSetup, RequestsIn, Simulation, UrgentTimeout
+from llmsim.engine.simulation import RawResult, ReplicaSetup, RequestsIn, Simulation
 
 
 class DisaggregatedSimulation(Simulation):
@@ -38,7 +38,7 @@ class DisaggregatedSimulation(Simulation):
         self._src: dict[int, int] = {}  # request -> prefill instance it left
         self._setups = list(prefill) + list(decode)
         super().__init__(requests, self._setups, self._route, fast_forward=fast_forward, progress=progress)
-        self.links = [simpy.Resource(self.env, capacity=1) for _ in prefill]
+        self.link_free_s = [0.0 for _ in prefill]  # when each prefill instance's link finishes its queued transfers
         self.bandwidth, self.latency = link_bandwidth_bytes_per_s, link_latency_s
         self.kv_bytes_per_token = kv_bytes_per_token
         self.stream_layers = stream_layers
@@ -108,19 +108,22 @@ class DisaggregatedSimulation(Simulation):
             rep.state.kv.allocate(need)
             rep.notify()  # its free blocks changed: a fast-forward span must end at the next boundary
             self.reserved[d] += 1
-            self.env.process(self._transfer(self._src.pop(r), d, r, need))
+            self._transfer(self._src.pop(r), d, r, need)
 
-    def _transfer(self, src: int, d: int, r: int, blocks: int):
+    def _transfer(self, src: int, d: int, r: int, blocks: int) -> None:
+        """Queue the KV transfer of ``r`` on ``src``'s link (FIFO, one at a time): it starts when the link is
+        free, and its completion (URGENT, before iteration boundaries at the same instant) is one event."""
         ready = self.env.now
-        with self.links[src].request() as grant:
-            yield grant
-            self.transfer_wait_s[r] = self.env.now - self._handed_at[r]
-            duration = self._transfer_duration(src, r)
-            yield UrgentTimeout(self.env, duration)
-        self.transfer_s[r] = self.env.now - ready
-        self.prefill_replicas[src].state.release(r)
-        self.prefill_replicas[src].notify()
-        self._join_decode(d, r, blocks)
+        start = max(ready, self.link_free_s[src])
+        end = self.link_free_s[src] = start + self._transfer_duration(src, r)
+        self.transfer_wait_s[r] = start - self._handed_at[r]
+
+        def done(_event) -> None:
+            self.transfer_s[r] = end - ready
+            self.prefill_replicas[src].state.release(r)
+            self.prefill_replicas[src].notify()
+            self._join_decode(d, r, blocks)
+        self.env.at(end, URGENT).callbacks.append(done)
 
     def _transfer_duration(self, src: int, r: int) -> float:
         nbytes = float(self.table.kv_len[r]) * self.kv_bytes_per_token
