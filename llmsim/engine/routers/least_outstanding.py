@@ -7,4 +7,5 @@ from typing import Sequence
 
 def least_outstanding(replicas: Sequence, r: int) -> int:
     """Index of the replica with the fewest outstanding requests (lowest index on ties)."""
-    return min(range(len(replicas)), key=lambda i: (replicas[i].outstanding, i))
+    outstanding = [rep.outstanding for rep in replicas]
+    return outstanding.index(min(outstanding))  # index() finds the first, i.e. the lowest index on ties
