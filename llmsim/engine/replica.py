@@ -60,7 +60,7 @@ class Replica:
         self.outside_changes = False
         self._wake: simpy.Event | None = None
         self._span_cap = 64
-        self._span: tuple[np.ndarray, np.ndarray] | None = None  # (ends, blocks still to allocate) of a span
+        self._span: tuple[list[float], list[int]] | None = None  # (ends, blocks taken by steps 1..j) of a span
         self.process = env.process(self._run())
 
     # -- what the router and the cluster see -------------------------------------------------------------

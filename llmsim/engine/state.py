@@ -35,7 +35,7 @@ class IterationPlan:
     chunks: list[tuple[int, int]] = field(default_factory=list)
     decodes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     stable: bool = False
-    closed: bool = False  # requests submitted meanwhile cannot change these iterations (a static batch)
+    closed: bool = False  # requests submitted meanwhile cannot change these iterations (see above)
 
     @property
     def is_empty(self) -> bool:
