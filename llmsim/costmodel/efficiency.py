@@ -14,7 +14,7 @@ import bisect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import yaml
@@ -120,20 +120,6 @@ class Table2D:
         def at_y(y: float) -> float:
             iy, wy = bracket_scalar(ys, y)
             jy = min(iy + 1, last)
-            top = lower[iy] * (1 - wy) + lower[jy] * wy
-            bottom = upper[iy] * (1 - wy) + upper[jy] * wy
-            return top * (1 - wx) + bottom * wx
-        return at_y
-
-    def along_y_array(self, x: float) -> Callable[[np.ndarray], np.ndarray]:
-        """:meth:`along_y` for an array of ``y`` (numpy, the same operations element by element)."""
-        ix, wx = bracket_scalar(_cached_list(self, "x_knots"), x)
-        jx = min(ix + 1, self.x_knots.size - 1)
-        lower, upper, last = self.eff[ix], self.eff[jx], self.y_knots.size - 1
-
-        def at_y(y: np.ndarray) -> np.ndarray:
-            iy, wy = _bracket(self.y_knots, y)
-            jy = np.minimum(iy + 1, last)
             top = lower[iy] * (1 - wy) + lower[jy] * wy
             bottom = upper[iy] * (1 - wy) + upper[jy] * wy
             return top * (1 - wx) + bottom * wx

@@ -80,16 +80,9 @@ class ScalarPricer:
             if time is None:
                 if tokens is None:
                     tokens = [_combine(terms, x) for terms in self.tokens_terms]
-                time = self._op_time(i, x, tokens, eager)
-                if len(memo) >= MEMO_ENTRIES:
-                    memo.clear()
-                memo[op_key] = time
+                time = _remember(memo, op_key, self._op_time(i, x, tokens, eager))
             gpu = gpu + time
-        total = self._tail(gpu, x, pt, pc, d)
-        if len(self._memo) >= MEMO_ENTRIES:
-            self._memo.clear()
-        self._memo[key] = total
-        return total
+        return _remember(self._memo, key, self._tail(gpu, x, pt, pc, d))
 
     def _warm_token_memos(self) -> None:
         """Fill the memos of the operators whose time depends on the token count alone (GEMMs, norms,
@@ -130,23 +123,18 @@ class ScalarPricer:
         """
         plan = self._decode_plans.get(d)
         if plan is None:
-            plan = self._decode_plan(d)
-            if len(self._decode_plans) >= MEMO_ENTRIES:
-                self._decode_plans.clear()
-            self._decode_plans[d] = plan
-        prefix, steps, tail, attention_array = plan
-        single = steps and steps[0].__class__ is not float and all(v.__class__ is float for v in steps[1:])
-        if single and attention_array is not None and len(ctx) >= VECTOR_SPAN_ITERATIONS:
+            plan = _remember(self._decode_plans, d, self._decode_plan(d))
+        prefix, steps, tail, attention, attention_array, after = plan
+        if attention_array is not None and len(ctx) >= VECTOR_SPAN_ITERATIONS:
             gpu = prefix + attention_array(np.asarray(ctx, dtype=np.float64))
-            for v in steps[1:] + tail:
+            for v in after:
                 gpu = gpu + v
             return gpu.tolist()
         if len(ctx) >= VECTOR_SPAN_ITERATIONS:  # an unusual operator mix: the full vectorised pricing
             c = np.asarray(ctx, dtype=np.float64)
             return self.cm.time_s(BatchFeatures.decode_only(np.full(c.size, d), c)).tolist()
         out = []
-        if single:
-            attention, after = steps[0], steps[1:] + tail  # the usual case: one operator depends on the context
+        if attention is not None:  # the usual case: one operator depends on the context
             for c in ctx:
                 gpu = prefix + attention(c)
                 for v in after:
@@ -163,27 +151,29 @@ class ScalarPricer:
         return out
 
     def _decode_plan(self, d: float) -> tuple:
-        """(sum of the operators before the first context-dependent one, the remaining operators as constant
-        times or functions of the context, the tail terms) for decode-only iterations of ``d`` sequences."""
+        """How decode-only iterations of ``d`` sequences are priced: (sum of the operators before the first
+        context-dependent one, the remaining operators as constant times or functions of the context, the tail
+        terms, and when exactly one operator depends on the context: its function for one context and for an
+        array of contexts (else None), and the constants added after it)."""
         x = self._features(0.0, 0.0, 0.0, 0.0, d, 0.0, d)
         tokens = [_combine(terms, x) for terms in self.tokens_terms]
         if any(j == _CTX and c for terms in self.tokens_terms for j, c in terms):
             raise AssertionError("GEMM token counts must not depend on the decode context")
         eager = self._eager(0.0, d)
-        prefix, steps, attention_array = 0.0, [], None
+        prefix, steps, ctx_ops = 0.0, [], []
         for i in range(len(self.kinds)):
             # (mixed_decode_ctx is zero without prompt tokens, whatever the context)
-            dependent = (self.kinds[i][0] == "decode" or self.active[i] == _CTX
-                         or any(j == _CTX and c for j, c in self.flops_terms[i] + self.bytes_terms[i]))
-            if dependent:
-                scalar, array = self._ctx_op(i, x, tokens, eager)
-                steps.append(scalar)
-                attention_array = array if len(steps) == 1 else None
+            if _CTX in self._op_inputs(i):
+                ctx_ops.append(self._ctx_op(i, x, tokens, eager))
+                steps.append(ctx_ops[-1][0])
             elif steps:
                 steps.append(self._op_time(i, x, tokens, eager))
             else:
                 prefix = prefix + self._op_time(i, x, tokens, eager)
-        return prefix, steps, self._tail_terms(x, 0.0, 0.0, d), attention_array
+        tail = self._tail_terms(x, 0.0, 0.0, d)
+        if len(ctx_ops) == 1:
+            return prefix, steps, tail, *ctx_ops[0], steps[1:] + tail
+        return prefix, steps, tail, None, None, None
 
     def _ctx_op(self, i: int, x: list[float], tokens: list[float], eager: bool):
         """Operator ``i``'s time as a function of the decode context (tokens), the rest of ``x`` fixed: for one
@@ -199,7 +189,8 @@ class ScalarPricer:
         active = x[self.active[i]] > 0
         kernels = self.kernels[i] * active
         d = x[FEATURES.index("decode_seqs")]
-        eff_at, eff_array, d_floor = table.along_y(_log2(d)), table.along_y_array(_log2(d)), max(d, 1.0)
+        log2_d, d_floor = _log2(d), max(d, 1.0)
+        eff_at = table.along_y(log2_d)
         scale = self.scales.get(i)
         peak, bw, launch = self.peaks[i], self.bw, kernels * self.launch
         eager_floor = kernels * self.cm.engine.eager.launch_s
@@ -215,7 +206,7 @@ class ScalarPricer:
 
         def decode_attention_array(c: np.ndarray) -> np.ndarray:  # the same, element by element
             flops, nbytes = flops_at(c), bytes_at(c)
-            eff = eff_array(plog2(np.maximum(c / d_floor, 1.0)))
+            eff = table(log2_d, plog2(np.maximum(c / d_floor, 1.0)))
             if scale is not None:
                 eff = eff / scale
             time = np.maximum(flops / peak, nbytes / bw) / eff + launch
@@ -223,10 +214,13 @@ class ScalarPricer:
             return np.maximum(time, eager_floor) if eager else time
         return decode_attention, decode_attention_array
 
+    def _graphed(self, pt: float, d: float) -> bool:
+        """True when the iteration is replayed from a CUDA graph (decode-only, batch within the captured sizes)."""
+        return pt == 0 and d <= self.cm.engine.graph_max_seqs
+
     def _eager(self, pt: float, d: float) -> bool:
-        """True when this iteration's operators are launched one by one (not replayed from a CUDA graph)."""
-        engine = self.cm.engine
-        return engine.eager.launch_s > 0 and not (pt == 0 and d <= engine.graph_max_seqs)
+        """True when this iteration's operators are launched one by one and the engine prices such launches."""
+        return self.cm.engine.eager.launch_s > 0 and not self._graphed(pt, d)
 
     def _op_time(self, i: int, x: list[float], tokens: list[float], eager: bool) -> float:
         """Seconds of operator ``i`` (zero when inactive)."""
@@ -285,7 +279,7 @@ class ScalarPricer:
             terms.append((cm.parallelism.pp - 1) * (self.link_latency + sends / self.link_bw) * (new > 0))
         engine = cm.engine
         seqs = d + pc
-        host_terms = engine.graph if (pt == 0 and d <= engine.graph_max_seqs) else engine.eager
+        host_terms = engine.graph if self._graphed(pt, d) else engine.eager
         host = (host_terms.fixed_s + host_terms.per_layer_s * layers + host_terms.per_seq_s * seqs
                 + host_terms.per_token_s * new)
         terms.append(host if new > 0 else 0.0)
@@ -326,6 +320,14 @@ def _partial(terms: list[tuple[int, float]], x: list[float]):
             out = term if out is None else out + term
         return out
     return combine
+
+
+def _remember(memo: dict, key, value):
+    """Store ``value`` under ``key`` and return it; a memo holding :data:`MEMO_ENTRIES` entries starts over."""
+    if len(memo) >= MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def _log2(v: float) -> float:

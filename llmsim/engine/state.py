@@ -167,22 +167,12 @@ class ReplicaState:
         """
         t, kv = self.table, self.kv
         ids = np.asarray(decoding, dtype=np.int64)
-        if self.lookahead_tokens == 0:  # plain decoding: one block for each sequence on a block boundary
-            crossing = t.kv_len[ids] % kv.block_size == 0
-            total = int(np.count_nonzero(crossing))
-            if total <= kv.free:  # the common case: every sequence gets its block, nobody is preempted
-                if total:
-                    kv.allocate(total)
-                    t.blocks[ids[crossing]] += 1
-                return ids
-            need = crossing.astype(np.int64)
-        else:
-            need = self.slot_blocks(ids)
-            total = int(need.sum())
-            if total <= kv.free:
-                kv.allocate(total)
-                t.blocks[ids] += need
-                return ids
+        need = self.slot_blocks(ids)
+        total = int(need.sum())
+        if total <= kv.free:  # the common case: every sequence gets its block, nobody is preempted
+            kv.allocate(total)
+            t.blocks[ids] += need
+            return ids
         needs = dict(zip(ids.tolist(), need.tolist()))
         while total > kv.free and self.running:
             victim = self.running[-1]
