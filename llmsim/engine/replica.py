@@ -105,6 +105,7 @@ class Replica:
     def _run(self):
         state = self.state
         while True:
+            preemptions = state.preemption_count
             plan = (self.scheduler.plan_iteration(state, self.clock) if (state.waiting or state.running)
                     else IterationPlan())
             while state.dropped:
@@ -116,8 +117,10 @@ class Replica:
                 self._wake = None
                 self.clock = max(self.clock, self.env.now)
                 continue
+            # A plan that preempted freed blocks after its admission check: the next boundary may admit (the
+            # preempted request, or one waiting behind it), so such an iteration is never the start of a span.
             if plan.stable and self.fast_forward and self.speculative is None and plan.decodes.size \
-                    and not plan.chunks:
+                    and not plan.chunks and state.preemption_count == preemptions:
                 yield from self._decode_span(plan.decodes, plan.closed and not self.outside_changes)
             else:
                 yield from self._one_iteration(plan)

@@ -28,7 +28,8 @@ class IterationPlan:
 
     ``stable`` promises that, absent new arrivals, the following iterations repeat this decode-only plan
     (same sequences, one token each) until a request finishes or the KV cache runs out of blocks: the
-    replica may then price them in one vectorised call (fast-forward). ``closed`` promises more: requests
+    replica may then price them in one vectorised call (fast-forward); it does not when planning preempted a
+    request, whose freed blocks may admit a waiting one at the next boundary. ``closed`` promises more: requests
     submitted meanwhile cannot join before the batch changes by itself, so the replica need not wake for them.
     """
 
