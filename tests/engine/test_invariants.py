@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.conftest import random_rows
@@ -103,6 +103,8 @@ def test_the_same_seed_gives_byte_identical_outputs(tmp_path):
 
 
 @SETTINGS
+@example(seed=1, policy="continuous", router="round_robin", replicas=1, kv_blocks=120, n=71)  # a preemption frees
+# blocks for the queue head at the next boundary: a span must not run past it
 @given(seed=st.integers(0, 10_000), policy=st.sampled_from(["static", "continuous", "chunked"]),
        router=st.sampled_from(ROUTERS), replicas=st.integers(1, 2), kv_blocks=st.integers(120, 400),
        n=st.integers(5, 80))
