@@ -6,6 +6,7 @@ where numpy's per-call overhead dominates. Every operation mirrors :meth:`CostMo
 
 from __future__ import annotations
 
+from math import frexp
 from operator import itemgetter
 
 import numpy as np
@@ -195,6 +196,27 @@ class ScalarPricer:
         peak, bw, launch = self.peaks[i], self.bw, kernels * self.launch
         eager_floor = kernels * self.cm.engine.eager.launch_s
 
+        def decode_attention_array(c: np.ndarray) -> np.ndarray:  # the same, element by element
+            flops, nbytes = flops_at(c), bytes_at(c)
+            eff = table(log2_d, plog2(np.maximum(c / d_floor, 1.0)))
+            if scale is not None:
+                eff = eff / scale
+            time = np.maximum(flops / peak, nbytes / bw) / eff + launch
+            time = time if active else np.zeros_like(time)
+            return np.maximum(time, eager_floor) if eager else time
+
+        affine = _affine(self.flops_terms[i], x), _affine(self.bytes_terms[i], x)
+        if active and not eager and None not in affine:  # the usual case, with the calls above inlined
+            (flops_head, flops_per_c), (bytes_head, bytes_per_c) = affine
+
+            def decode_attention(c: float) -> float:
+                m, e = frexp(max(c / d_floor, 1.0))  # _log2(c / d_floor)
+                eff = eff_at((e - 1) + (2.0 * m - 1.0))
+                if scale is not None:
+                    eff = eff / scale
+                return max((flops_head + flops_per_c * c) / peak, (bytes_head + bytes_per_c * c) / bw) / eff + launch
+            return decode_attention, decode_attention_array
+
         def decode_attention(c: float) -> float:  # _op_time for the decode kind, Table2D efficiency
             flops, nbytes = flops_at(c), bytes_at(c)
             eff = eff_at(_log2(c / d_floor))
@@ -204,14 +226,6 @@ class ScalarPricer:
             time = time if active else 0.0
             return max(time, eager_floor) if eager else time
 
-        def decode_attention_array(c: np.ndarray) -> np.ndarray:  # the same, element by element
-            flops, nbytes = flops_at(c), bytes_at(c)
-            eff = table(log2_d, plog2(np.maximum(c / d_floor, 1.0)))
-            if scale is not None:
-                eff = eff / scale
-            time = np.maximum(flops / peak, nbytes / bw) / eff + launch
-            time = time if active else np.zeros_like(time)
-            return np.maximum(time, eager_floor) if eager else time
         return decode_attention, decode_attention_array
 
     def _graphed(self, pt: float, d: float) -> bool:
@@ -300,6 +314,20 @@ def _combine(terms: list[tuple[int, float]], x: list[float]) -> float:
     return out
 
 
+def _affine(terms: list[tuple[int, float]], x: list[float]) -> tuple[float, float] | None:
+    """``(head, coefficient)`` such that ``_combine(terms, x)`` is ``head + coefficient * c`` bit for bit as a function
+    of the decode context ``c = x[_CTX] >= 0``, the other features fixed; None when it has another shape.
+
+    The usual shape: constant terms, the context's term, then terms that are zero here. The context's term
+    (coefficient >= 0) is never -0.0, so neither is the sum up to it, and adding zeros after it changes no bit.
+    """
+    n = next((n for n, (j, _) in enumerate(terms) if j == _CTX), 0)
+    coefficient = terms[n][1] if terms else -1.0
+    if not n or coefficient < 0 or any(j == _CTX or c * x[j] != 0 for j, c in terms[n + 1:]):
+        return None
+    return _combine(terms[:n], x), coefficient
+
+
 def _partial(terms: list[tuple[int, float]], x: list[float]):
     """``_combine(terms, x)`` as a function of the decode context ``x[_CTX]``, the other features fixed: the
     terms before the first context term are summed once, the others added in the same order."""
@@ -307,11 +335,12 @@ def _partial(terms: list[tuple[int, float]], x: list[float]):
     if n == len(terms):
         value = _combine(terms, x)
         return lambda c: value
+    affine = _affine(terms, x)
+    if affine is not None:
+        head, coefficient = affine
+        return lambda c: head + coefficient * c
     head = _combine(terms[:n], x) if n else None
     rest = [(j == _CTX, c if j == _CTX else c * x[j]) for j, c in terms[n:]]
-    if head is not None and len(rest) == 1:  # the usual shape: constant terms, then the context's
-        coefficient = rest[0][1]
-        return lambda c: head + coefficient * c
 
     def combine(c: float) -> float:
         out = head

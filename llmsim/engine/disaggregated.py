@@ -140,6 +140,7 @@ class DisaggregatedSimulation(Simulation):
         t.blocks[r] = blocks
         t.status[r] = RUNNING
         rep.state.running.append(r)
+        rep.state.start_decoding(r)
         rep.outstanding += 1
         rep.notify()
 

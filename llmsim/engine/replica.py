@@ -141,7 +141,8 @@ class Replica:
         self.clock = end
         self._apply_chunks(plan.chunks, end)
         if rnd is None:
-            self._apply_decodes(plan.decodes, 1, [end])
+            if plan.decodes.size:
+                self._apply_decodes([end])
         else:
             self._apply_round(plan.decodes, rnd.produced, end)
 
@@ -161,8 +162,8 @@ class Replica:
             completes += prior + c >= t.prefill_target[r]
         decodes, chunks = plan.decodes, float(len(plan.chunks))
         if self.speculative is None or decodes.size == 0:
-            d = decodes.size
-            ctx = float(t.kv_len[decodes].sum()) if d else 0.0
+            d = decodes.size  # with plain decoding, the decode batch's members
+            ctx = float(self.state.batch.context_tokens) if d else 0.0
             return (pre_tokens, chunks, pairs, kv_tokens, float(d), ctx, float(completes + d)), None
         rnd = self.speculative.plan_round(t.kv_len, t.generated, t.output, decodes)
         return (pre_tokens + rnd.verify_tokens, chunks + decodes.size, pairs + rnd.verify_attn_pairs,
@@ -186,29 +187,16 @@ class Replica:
                 self._finish(r, end)
             elif self.on_prefilled is not None and self.on_prefilled(self.index, r):
                 self._hand_off(r)
+            else:
+                self.state.start_decoding(r)
 
-    def _apply_decodes(self, ids: np.ndarray, k: int, ends: list[float], remaining: np.ndarray | None = None) -> None:
-        """Advance decoding requests ``ids`` by ``k`` iterations ending at ``ends`` (length k); ``remaining``, when
-        known, holds the tokens each still had to produce before them."""
-        if ids.size == 0:
-            return
-        t = self.state.table
-        last = t.last_token_s[ids]
-        if last[0] == last[-1] and (last == last[0]).all():  # the usual case: all decoded in the last iteration
-            self.gaps.add_one(ends[0] - float(last[0]), ids.size)
-        else:
-            self.gaps.add(ends[0] - last)
-        if k == 2:
-            self.gaps.add_one(ends[1] - ends[0], ids.size)
-        elif k > 2:
-            self.gaps.add([b - a for a, b in zip(ends, ends[1:])], ids.size)
-        t.kv_len[ids] += k
-        t.generated[ids] += k
-        t.last_token_s[ids] = ends[-1]
-        done = (remaining <= k) if remaining is not None else (t.generated[ids] >= t.output[ids])
-        if done.any():
-            for r in ids[done].tolist():
-                self._finish(r, ends[-1])
+    def _apply_decodes(self, ends: list[float]) -> None:
+        """Advance the decode batch by ``len(ends)`` iterations ending at ``ends`` (plain decoding)."""
+        done = self.state.batch.advance(ends, self.gaps)
+        if len(done) > 1:  # finish in admission order, as the scheduler lists them
+            done.sort(key=self.state.running.index)
+        for r in done:
+            self._finish(r, ends[-1])
 
     def _apply_round(self, ids: np.ndarray, produced: np.ndarray, end: float) -> None:
         """Advance decoding requests ``ids`` by one speculative round ending at ``end``, ``produced[i]`` tokens
@@ -244,23 +232,21 @@ class Replica:
     def _decode_span(self, ids: np.ndarray, closed: bool = False):
         """Run up to k identical-batch decode iterations in one sleep (see module docstring); a ``closed`` span
         is not cut by submissions."""
-        t, kv = self.state.table, self.state.kv
-        bs, b = kv.block_size, ids.size
-        kv0 = t.kv_len[ids]
-        remaining = t.output[ids] - t.generated[ids]
-        k = min(int(remaining.min()), self._span_cap)
-        # Step 0's blocks are reserved; step j >= 1 needs a block for each sequence with (kv0 + j) % bs == 0.
+        batch, kv = self.state.batch, self.state.kv
+        b = ids.size
+        k = min(batch.steps_to_first_finish(), self._span_cap)
+        # Step 0's blocks are reserved; step j >= 1 takes batch.blocks_needed(j) more.
         cum_need, free = [0], kv.free  # cum_need[j]: blocks steps 1..j take
         if k > 1:
-            residues = np.bincount(kv0 % bs, minlength=bs).tolist()
+            residues, bs, step = batch.residues, batch.block_size, batch.step
             total = 0
             for j in range(1, k):
-                total += residues[-j % bs]
+                total += residues[-(step + j) % bs]
                 if total > free:
                     k = j
                     break
                 cum_need.append(total)
-        ctx0 = int(kv0.sum())
+        ctx0 = batch.context_tokens
         ctx = [float(ctx0 + b * j) for j in range(k)]
         # Python float additions in order, exactly as step-by-step simulation advances its clock.
         ends = list(itertools.accumulate(self.cost.decode_times(b, ctx), initial=self.clock))
@@ -279,13 +265,12 @@ class Replica:
         # thousands of iterations that an arrival will cut short wastes time.
         self._span_cap = min(2 * self._span_cap, MAX_SPAN_ITERATIONS) if k == priced else max(4, priced // 2)
         del ends[k:], ctx[k:], cum_need[k:]
-        if cum_need[-1]:  # blocks taken by steps 1..k-1: ceil((kv0 + k) / bs) - ceil((kv0 + 1) / bs) each
+        if cum_need[-1]:  # blocks taken by steps 1..k-1 (members' own counts follow from the batch's step)
             kv.allocate(cum_need[-1])
-            t.blocks[ids] += (kv0 + (k - 1)) // bs - kv0 // bs
         self.iterations.append_decodes(self.index, [self.clock] + ends[:-1], ends, b, ctx,
                                        [used + c for c in cum_need])
         self.clock = ends[-1]
-        self._apply_decodes(ids, k, ends, remaining)
+        self._apply_decodes(ends)
 
     def _sleep_or_wake(self, t: float):
         """Sleep until ``t`` unless :meth:`notify` wakes the replica earlier (one event either way)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from llmsim.engine.decode_batch import DecodeBatch
 from llmsim.engine.kv_cache import KVBlockPool, blocks_for
 from llmsim.engine.requests import REJECTED, RUNNING, WAITING, RequestTable
 
@@ -58,10 +59,20 @@ class ReplicaState:
         self.held_units: dict[int, list[int]] = {}
         self.preemption_count = 0
         self.dropped: list[int] = []
+        # Plain decoding keeps the decoding sequences as running sums (see llmsim.engine.decode_batch); requests
+        # whose prompt completed join it at the next scheduling boundary. Speculative rounds update the table.
+        self.batch = DecodeBatch(table, kv.block_size) if lookahead_tokens == 0 else None
+        self.joining: list[int] = []
 
     # -- queries ---------------------------------------------------------------------------------------
     def decoding(self) -> np.ndarray:
-        """Ids (int64) of running requests whose prompt is complete, in admission order."""
+        """Ids (int64) of running requests whose prompt is complete: with plain decoding in the order they started
+        decoding, with speculation in admission order."""
+        if self.batch is not None:
+            for r in self.joining:
+                self.batch.join(r)
+            self.joining.clear()
+            return self.batch.ids()
         t = self.table
         ids = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
         return ids[t.prefilled[ids] >= t.prefill_target[ids]]
@@ -123,6 +134,11 @@ class ReplicaState:
         self.running.append(r)
         return int(t.prefill_target[r]) - cached
 
+    def start_decoding(self, r: int) -> None:
+        """``r``'s prompt is prefilled and its first token sampled: it decodes from the next boundary on."""
+        if self.batch is not None:
+            self.joining.append(r)
+
     def cache_prompt(self, r: int) -> None:
         """After ``r``'s prompt is prefilled, publish its full prefix units to the prefix cache."""
         cache = self.kv.prefix_cache
@@ -153,6 +169,11 @@ class ReplicaState:
     def preempt(self, r: int) -> None:
         """Preempt running request ``r`` by recompute: free its KV, put it at the front of the queue."""
         self.running.remove(r)
+        if self.batch is not None:
+            if r in self.batch:
+                self.batch.leave(r)
+            elif r in self.joining:
+                self.joining.remove(r)
         self.release(r)
         self.table.reset_for_recompute(r)
         self.table.status[r] = WAITING
@@ -167,6 +188,8 @@ class ReplicaState:
         cannot get a block is preempted itself.
         """
         t, kv = self.table, self.kv
+        if self.batch is not None:
+            return self._reserve_batch_slots()
         ids = np.asarray(decoding, dtype=np.int64)
         need = self.slot_blocks(ids)
         total = int(need.sum())
@@ -183,6 +206,19 @@ class ReplicaState:
         kv.allocate(total)
         t.blocks[ids[kept]] += need[kept]
         return ids[kept]
+
+    def _reserve_batch_slots(self) -> np.ndarray:
+        """:meth:`reserve_decode_slots` for the decode batch (every member decodes; blocks counted by residue)."""
+        batch, kv = self.batch, self.kv
+        total = batch.blocks_needed()
+        if total > kv.free:
+            needs = {r for r in batch.members if batch.needs_block(r)}
+            while total > kv.free and self.running:
+                victim = self.running[-1]
+                total -= victim in needs
+                self.preempt(victim)
+        kv.allocate(total)
+        return batch.ids()
 
     def decode_tokens(self, decoding: np.ndarray) -> int:
         """Tokens the decoding requests put through the model next iteration: one each, or with speculation the
