@@ -112,10 +112,8 @@ class Table2D:
     def along_y(self, x: float) -> Callable[[float], float]:
         """The table at a fixed ``x`` as a function of ``y`` (pure Python, bit-identical to ``__call__``): the
         ``x`` bracket is found once, for pricing many iterations that differ only in ``y``."""
-        xs, ys, e = _cached_list(self, "x_knots"), _cached_list(self, "y_knots"), _cached_list(self, "eff")
-        ix, wx = bracket_scalar(xs, x)
-        jx = min(ix + 1, len(xs) - 1)
-        lower, upper, last = e[ix], e[jx], len(ys) - 1
+        ys, lower, upper, wx = self.rows_at(x)
+        last = len(ys) - 1
 
         def at_y(y: float) -> float:
             iy, wy = bracket_scalar(ys, y)
@@ -124,6 +122,13 @@ class Table2D:
             bottom = upper[iy] * (1 - wy) + upper[jy] * wy
             return top * (1 - wx) + bottom * wx
         return at_y
+
+    def rows_at(self, x: float) -> tuple[list[float], list[float], list[float], float]:
+        """(y knots, the efficiency rows bracketing ``x``, the weight of the upper one): the table at ``x`` is
+        ``lower(y) * (1 - wx) + upper(y) * wx``, each row interpolated linearly in ``y`` (pure Python)."""
+        xs, e = _cached_list(self, "x_knots"), _cached_list(self, "eff")
+        ix, wx = bracket_scalar(xs, x)
+        return _cached_list(self, "y_knots"), e[ix], e[min(ix + 1, len(xs) - 1)], wx
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML."""

@@ -6,6 +6,7 @@ where numpy's per-call overhead dominates. Every operation mirrors :meth:`CostMo
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from math import frexp
 from operator import itemgetter
 
@@ -206,12 +207,21 @@ class ScalarPricer:
             return np.maximum(time, eager_floor) if eager else time
 
         affine = _affine(self.flops_terms[i], x), _affine(self.bytes_terms[i], x)
-        if active and not eager and None not in affine:  # the usual case, with the calls above inlined
+        ys, lower, upper, wx = table.rows_at(log2_d)
+        if active and not eager and None not in affine and len(ys) > 1:
+            # The usual case, every call of the closure below inlined (one closure call per decode iteration):
+            # _partial's affine terms, _log2, and Table2D.along_y with bracket_scalar, operation for operation.
             (flops_head, flops_per_c), (bytes_head, bytes_per_c) = affine
+            y_first, y_last, i_last, one_minus_wx = ys[0], ys[-1], len(ys) - 2, 1 - wx
 
             def decode_attention(c: float) -> float:
-                m, e = frexp(max(c / d_floor, 1.0))  # _log2(c / d_floor)
-                eff = eff_at((e - 1) + (2.0 * m - 1.0))
+                m, e = frexp(max(c / d_floor, 1.0))
+                y = min(max((e - 1) + (2.0 * m - 1.0), y_first), y_last)
+                iy = min(max(bisect_right(ys, y) - 1, 0), i_last)
+                wy = (y - ys[iy]) / (ys[iy + 1] - ys[iy])
+                top = lower[iy] * (1 - wy) + lower[iy + 1] * wy
+                bottom = upper[iy] * (1 - wy) + upper[iy + 1] * wy
+                eff = top * one_minus_wx + bottom * wx
                 if scale is not None:
                     eff = eff / scale
                 return max((flops_head + flops_per_c * c) / peak, (bytes_head + bytes_per_c * c) / bw) / eff + launch

@@ -39,6 +39,7 @@ class DecodeBatch:
         self.residues = [0] * block_size  # residues[x]: members with kv_offset % block_size == x
         self.finishes: list[tuple[int, int]] = []  # heap of (finish step, r); entries of departed members are stale
         self.fresh: dict[float, int] = {}  # members that joined since the last decode iteration, by last token time
+        self._order = np.empty(64, dtype=np.int64)  # member ids in join order (the first len(self) entries)
         self._ids: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -50,7 +51,7 @@ class DecodeBatch:
     def ids(self) -> np.ndarray:
         """Member ids (int64), in the order they joined."""
         if self._ids is None:
-            self._ids = np.fromiter(self.members, dtype=np.int64, count=len(self.members))
+            self._ids = self._order[: len(self.members)].copy()
         return self._ids
 
     @property
@@ -89,6 +90,10 @@ class DecodeBatch:
         self.residues[kv_offset % self.block_size] += 1
         heapq.heappush(self.finishes, (finish, r))
         self.fresh[last] = self.fresh.get(last, 0) + 1
+        n = len(self.members)
+        if n > self._order.size:
+            self._order = np.concatenate([self._order, np.empty_like(self._order)])
+        self._order[n - 1] = r
         self._ids = None
 
     def leave(self, r: int) -> None:
@@ -107,6 +112,10 @@ class DecodeBatch:
             t.last_token_s[r] = self.last_end_s
         self.kv_offset_sum -= kv_offset
         self.residues[kv_offset % bs] -= 1
+        n = len(self.members)  # after the pop
+        order = self._order
+        at = int(np.flatnonzero(order[: n + 1] == r)[0])
+        order[at:n] = order[at + 1: n + 1]
         self._ids = None
 
     # -- decode iterations -----------------------------------------------------------------------------

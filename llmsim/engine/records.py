@@ -97,6 +97,17 @@ class IterationLog:
                         prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=decode_seqs, draft_s=0.0,
                         spec_seqs=0, spec_tokens=0)
             return
+        if n <= 4:  # most spans are cut after a few iterations: a row write each is cheaper than column writes
+            row = [0.0] * len(ITERATION_COLUMNS)
+            row[_REPLICA] = replica
+            row[_DECODE_SEQS] = row[_SAMPLED] = decode_seqs
+            block = self._block
+            for j in range(n):
+                row[_START], row[_END], row[_DECODE_CTX], row[_KV_USED] = (
+                    start_s[j], end_s[j], decode_ctx_sum[j], kv_blocks_used[j])
+                block[self._fill + j] = row
+            self._fill += n
+            return
         rows = self._block[self._fill: self._fill + n]
         rows.fill(0.0)
         rows[:, _REPLICA] = replica

@@ -125,9 +125,6 @@ class Replica:
             else:
                 yield from self._one_iteration(plan)
 
-    def _sleep_until(self, t: float):
-        yield self.env.at(t)
-
     def _one_iteration(self, plan: IterationPlan):
         f, rnd = self._features(plan)
         pre_tokens, chunks, pairs, kv_tokens, decode_seqs, ctx_sum, sampled = f
@@ -137,7 +134,7 @@ class Replica:
         spec_seqs, spec_tokens = (0, 0) if rnd is None else (plan.decodes.size, int(rnd.produced.sum()))
         self.iterations.add_row(self.index, start, end, pre_tokens, chunks, decode_seqs, ctx_sum, self.state.kv.used,
                                 pairs, kv_tokens, sampled, draft_s, spec_seqs, spec_tokens)
-        yield from self._sleep_until(end)
+        yield self.env.at(end)
         self.clock = end
         self._apply_chunks(plan.chunks, end)
         if rnd is None:
@@ -254,8 +251,11 @@ class Replica:
         self._span, used = (ends, cum_need), kv.used
         if closed:
             yield self.env.at(ends[-1])
-        else:
-            yield from self._sleep_or_wake(ends[-1])
+        else:  # sleep until the span's end unless notify() wakes the replica earlier (one event either way)
+            wake = self._wake = self.env.event()
+            self.env.at(ends[-1]).callbacks.append(lambda _: None if wake.triggered else wake.succeed())
+            yield wake
+            self._wake = None
         priced = k
         if self.env.now < ends[-1]:  # woken by a submission: stop at the first boundary at or after it
             k = bisect.bisect_left(ends, self.env.now) + 1
@@ -271,10 +271,3 @@ class Replica:
                                        [used + c for c in cum_need])
         self.clock = ends[-1]
         self._apply_decodes(ends)
-
-    def _sleep_or_wake(self, t: float):
-        """Sleep until ``t`` unless :meth:`notify` wakes the replica earlier (one event either way)."""
-        wake = self._wake = self.env.event()
-        self.env.at(t).callbacks.append(lambda _: None if wake.triggered else wake.succeed())
-        yield wake
-        self._wake = None
