@@ -14,7 +14,7 @@ import bisect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import yaml
@@ -107,21 +107,12 @@ class Table2D:
 
     def at(self, x: float, y: float) -> float:
         """The table at one point, in pure Python, bit-identical to ``__call__``."""
-        return self.along_y(x)(y)
-
-    def along_y(self, x: float) -> Callable[[float], float]:
-        """The table at a fixed ``x`` as a function of ``y`` (pure Python, bit-identical to ``__call__``): the
-        ``x`` bracket is found once, for pricing many iterations that differ only in ``y``."""
         ys, lower, upper, wx = self.rows_at(x)
-        last = len(ys) - 1
-
-        def at_y(y: float) -> float:
-            iy, wy = bracket_scalar(ys, y)
-            jy = min(iy + 1, last)
-            top = lower[iy] * (1 - wy) + lower[jy] * wy
-            bottom = upper[iy] * (1 - wy) + upper[jy] * wy
-            return top * (1 - wx) + bottom * wx
-        return at_y
+        iy, wy = bracket_scalar(ys, y)
+        jy = min(iy + 1, len(ys) - 1)
+        top = lower[iy] * (1 - wy) + lower[jy] * wy
+        bottom = upper[iy] * (1 - wy) + upper[jy] * wy
+        return top * (1 - wx) + bottom * wx
 
     def rows_at(self, x: float) -> tuple[list[float], list[float], list[float], float]:
         """(y knots, the efficiency rows bracketing ``x``, the weight of the upper one): the table at ``x`` is

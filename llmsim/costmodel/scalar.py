@@ -80,7 +80,7 @@ class ScalarPricer:
             op_key = (inputs(x), eager)
             time = memo.get(op_key)
             if time is None:
-                if tokens is None:
+                if tokens is None and self.kinds[i][0] == "gemm":  # (only GEMM efficiencies read token counts)
                     tokens = [_combine(terms, x) for terms in self.tokens_terms]
                 time = _remember(memo, op_key, self._op_time(i, x, tokens, eager))
             gpu = gpu + time
@@ -192,7 +192,6 @@ class ScalarPricer:
         kernels = self.kernels[i] * active
         d = x[FEATURES.index("decode_seqs")]
         log2_d, d_floor = _log2(d), max(d, 1.0)
-        eff_at = table.along_y(log2_d)
         scale = self.scales.get(i)
         peak, bw, launch = self.peaks[i], self.bw, kernels * self.launch
         eager_floor = kernels * self.cm.engine.eager.launch_s
@@ -210,7 +209,7 @@ class ScalarPricer:
         ys, lower, upper, wx = table.rows_at(log2_d)
         if active and not eager and None not in affine and len(ys) > 1:
             # The usual case, every call of the closure below inlined (one closure call per decode iteration):
-            # _partial's affine terms, _log2, and Table2D.along_y with bracket_scalar, operation for operation.
+            # _partial's affine terms, _log2, and Table2D.at with bracket_scalar, operation for operation.
             (flops_head, flops_per_c), (bytes_head, bytes_per_c) = affine
             y_first, y_last, i_last, one_minus_wx = ys[0], ys[-1], len(ys) - 2, 1 - wx
 
@@ -229,7 +228,7 @@ class ScalarPricer:
 
         def decode_attention(c: float) -> float:  # _op_time for the decode kind, Table2D efficiency
             flops, nbytes = flops_at(c), bytes_at(c)
-            eff = eff_at(_log2(c / d_floor))
+            eff = table.at(log2_d, _log2(c / d_floor))
             if scale is not None:
                 eff = eff / scale
             time = max(flops / peak, nbytes / bw) / eff + launch
@@ -311,8 +310,15 @@ class ScalarPricer:
 
 
 def _rows(terms: list, n_rows: int) -> list[list[tuple[int, float]]]:
-    """Per row, its (feature index, coefficient) pairs in the vector path's term order."""
-    return [[(j, float(column[i, 0])) for j, column in terms] for i in range(n_rows)]
+    """Per row, its (feature index, coefficient) pairs in the vector path's term order.
+
+    Zero coefficients are left out when no coefficient is negative: every feature is >= 0, so each product is
+    +0.0 or positive, the partial sums are never -0.0, and adding a +0.0 product changes no bit.
+    """
+    rows = [[(j, float(column[i, 0])) for j, column in terms] for i in range(n_rows)]
+    if all(c >= 0 for row in rows for _, c in row):
+        rows = [[(j, c) for j, c in row if c] or [(0, 0.0)] for row in rows]
+    return rows
 
 
 def _combine(terms: list[tuple[int, float]], x: list[float]) -> float:

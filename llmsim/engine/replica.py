@@ -173,6 +173,7 @@ class Replica:
             t.kv_len[r] += c
             if t.prefilled[r] < t.prefill_target[r]:
                 continue
+            self.state.prompt_complete(r)
             if np.isnan(t.first_token_s[r]):
                 t.first_token_s[r] = end
             else:  # the first token after a recompute continues the stream: an inter-token gap

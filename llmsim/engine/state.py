@@ -63,6 +63,7 @@ class ReplicaState:
         # whose prompt completed join it at the next scheduling boundary. Speculative rounds update the table.
         self.batch = DecodeBatch(table, kv.block_size) if lookahead_tokens == 0 else None
         self.joining: list[int] = []
+        self.prefilling: list[int] = []  # running requests whose prompt is not complete, in admission order
 
     # -- queries ---------------------------------------------------------------------------------------
     def decoding(self) -> np.ndarray:
@@ -79,9 +80,7 @@ class ReplicaState:
 
     def partial_prefills(self) -> list[int]:
         """Running requests part-way through their prompt, in admission order."""
-        t = self.table
-        ids = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
-        return ids[t.prefilled[ids] < t.prefill_target[ids]].tolist()
+        return list(self.prefilling)
 
     def _prefix_match(self, r: int) -> tuple[int, int]:
         """(matched prefix units, blocks that those units would move from evictable to used)."""
@@ -132,7 +131,12 @@ class ReplicaState:
         if np.isnan(t.first_scheduled_s[r]):
             t.first_scheduled_s[r] = now_s
         self.running.append(r)
+        self.prefilling.append(r)
         return int(t.prefill_target[r]) - cached
+
+    def prompt_complete(self, r: int) -> None:
+        """``r``'s last prompt chunk ran: it is no longer part-way through its prompt."""
+        self.prefilling.remove(r)
 
     def start_decoding(self, r: int) -> None:
         """``r``'s prompt is prefilled and its first token sampled: it decodes from the next boundary on."""
@@ -169,6 +173,8 @@ class ReplicaState:
     def preempt(self, r: int) -> None:
         """Preempt running request ``r`` by recompute: free its KV, put it at the front of the queue."""
         self.running.remove(r)
+        if r in self.prefilling:
+            self.prefilling.remove(r)
         if self.batch is not None:
             if r in self.batch:
                 self.batch.leave(r)

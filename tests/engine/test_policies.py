@@ -117,6 +117,7 @@ def test_decode_plans_are_closed_exactly_when_no_arrival_could_join(policy):
             table.prefilled[r] += c
             table.kv_len[r] += c
             table.generated[r] += 1
+            state.prompt_complete(r)
             state.start_decoding(r)
         state.waiting.extend(range(2, 2 + waiting_extra))
         return scheduler.plan_iteration(state, 0.1)
