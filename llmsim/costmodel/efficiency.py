@@ -117,9 +117,13 @@ class Table2D:
     def rows_at(self, x: float) -> tuple[list[float], list[float], list[float], float]:
         """(y knots, the efficiency rows bracketing ``x``, the weight of the upper one): the table at ``x`` is
         ``lower(y) * (1 - wx) + upper(y) * wx``, each row interpolated linearly in ``y`` (pure Python)."""
-        xs, e = _cached_list(self, "x_knots"), _cached_list(self, "eff")
-        ix, wx = bracket_scalar(xs, x)
-        return _cached_list(self, "y_knots"), e[ix], e[min(ix + 1, len(xs) - 1)], wx
+        rows = self.__dict__.setdefault("_rows_at", {})  # a few values of x recur (log2 of batch sizes)
+        found = rows.get(x)
+        if found is None:
+            xs, e = _cached_list(self, "x_knots"), _cached_list(self, "eff")
+            ix, wx = bracket_scalar(xs, x)
+            found = rows[x] = (_cached_list(self, "y_knots"), e[ix], e[min(ix + 1, len(xs) - 1)], wx)
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML."""

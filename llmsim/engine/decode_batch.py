@@ -39,7 +39,8 @@ class DecodeBatch:
         self.residues = [0] * block_size  # residues[x]: members with kv_offset % block_size == x
         self.finishes: list[tuple[int, int]] = []  # heap of (finish step, r); entries of departed members are stale
         self.fresh: dict[float, int] = {}  # members that joined since the last decode iteration, by last token time
-        self._order = np.empty(64, dtype=np.int64)  # member ids in join order (the first len(self) entries)
+        self._order = np.empty(64, dtype=np.int64)  # member ids (the first len(self) entries, in no set order)
+        self._position: dict[int, int] = {}  # r -> its index in _order
         self._ids: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -49,7 +50,7 @@ class DecodeBatch:
         return r in self.members
 
     def ids(self) -> np.ndarray:
-        """Member ids (int64), in the order they joined."""
+        """Member ids (int64), in no particular order (every member decodes alike)."""
         if self._ids is None:
             self._ids = self._order[: len(self.members)].copy()
         return self._ids
@@ -94,6 +95,7 @@ class DecodeBatch:
         if n > self._order.size:
             self._order = np.concatenate([self._order, np.empty_like(self._order)])
         self._order[n - 1] = r
+        self._position[r] = n - 1
         self._ids = None
 
     def leave(self, r: int) -> None:
@@ -112,10 +114,11 @@ class DecodeBatch:
             t.last_token_s[r] = self.last_end_s
         self.kv_offset_sum -= kv_offset
         self.residues[kv_offset % bs] -= 1
-        n = len(self.members)  # after the pop
-        order = self._order
-        at = int(np.flatnonzero(order[: n + 1] == r)[0])
-        order[at:n] = order[at + 1: n + 1]
+        at, n = self._position.pop(r), len(self.members)  # the last member moves into r's place
+        if at != n:
+            moved = int(self._order[n])
+            self._order[at] = moved
+            self._position[moved] = at
         self._ids = None
 
     # -- decode iterations -----------------------------------------------------------------------------

@@ -67,8 +67,8 @@ class ReplicaState:
 
     # -- queries ---------------------------------------------------------------------------------------
     def decoding(self) -> np.ndarray:
-        """Ids (int64) of running requests whose prompt is complete: with plain decoding in the order they started
-        decoding, with speculation in admission order."""
+        """Ids (int64) of running requests whose prompt is complete: with speculation in admission order, with plain
+        decoding in no particular order (its members all decode alike)."""
         if self.batch is not None:
             for r in self.joining:
                 self.batch.join(r)
