@@ -55,6 +55,10 @@ class Replica:
         self.on_prefilled = on_prefilled  # returns True when the request leaves this replica (disaggregation)
         self.clock = 0.0
         self.outstanding = 0
+        # When set: the time (s) of the next submission this replica may receive (inf: none), known in advance
+        # (one replica behind the arrivals). Open spans are then priced up to the boundary it falls before.
+        self.next_submission_s: Callable[[], float] | None = None
+        self._decode_s = 0.0  # duration of the last decode iteration (s), to guess how many fit before it
         # True when a cluster changes this replica's batch or frees its blocks between iterations (disaggregated
         # serving): a plan's ``closed`` promise then does not hold and every notification ends a span.
         self.outside_changes = False
@@ -85,8 +89,11 @@ class Replica:
         self.notify()
 
     def notify(self) -> None:
-        """Wake the replica if it sleeps (idle, or inside a fast-forward span)."""
+        """Wake the replica if it sleeps (idle, or inside a fast-forward span). A span already ending at the first
+        iteration boundary at or after now is left alone: waking would only sleep again until then."""
         if self._wake is not None and not self._wake.triggered:
+            if self._span is not None and len(self._span[0]) > 1 and self._span[0][-2] < self.env.now:
+                return
             self._wake.succeed()
 
     def kv_free_blocks(self) -> int:
@@ -233,6 +240,10 @@ class Replica:
         batch, kv = self.state.batch, self.state.kv
         b = ids.size
         k = min(batch.steps_to_first_finish(), self._span_cap)
+        if not closed and self.next_submission_s is not None and self._decode_s > 0:
+            ahead = self.next_submission_s() - self.clock  # iterations grow with the context: a small margin
+            if ahead < k * self._decode_s:
+                k = min(k, max(1, int(ahead / self._decode_s) + 2))
         # Step 0's blocks are reserved; step j >= 1 takes batch.blocks_needed(j) more.
         cum_need, free = [0], kv.free  # cum_need[j]: blocks steps 1..j take
         if k > 1:
@@ -266,6 +277,7 @@ class Replica:
         # thousands of iterations that an arrival will cut short wastes time.
         self._span_cap = min(2 * self._span_cap, MAX_SPAN_ITERATIONS) if k == priced else max(4, priced // 2)
         del ends[k:], ctx[k:], cum_need[k:]
+        self._decode_s = ends[-1] - (ends[-2] if k > 1 else self.clock)
         if cum_need[-1]:  # blocks taken by steps 1..k-1 (members' own counts follow from the batch's step)
             kv.allocate(cum_need[-1])
         self.iterations.append_decodes(self.index, [self.clock] + ends[:-1], ends, b, ctx,

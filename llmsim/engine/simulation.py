@@ -105,6 +105,11 @@ class Simulation:
                             if requests.prefix_block_hashes is not None else None)
         self.unit_tokens = requests.prefix_block_tokens
         self.replicas = [self._build(i, s, fast_forward) for i, s in enumerate(setups)]
+        self._next = 0  # the next request to arrive
+        if len(self.replicas) == 1:  # every arrival comes here: spans may look ahead to the next one
+            arrival = self.table.arrival_s
+            self.replicas[0].next_submission_s = lambda: (
+                float(arrival[self._next]) if self._next < len(arrival) else float("inf"))
         self.env.process(self._arrivals())
 
     def _build(self, i: int, setup: ReplicaSetup, fast_forward: bool, **hooks) -> Replica:
@@ -124,6 +129,7 @@ class Simulation:
         for r in range(len(self.table)):
             if arrival[r] > self.env.now:
                 yield self.env.at(arrival[r], URGENT)
+            self._next = r + 1
             self.dispatch(r)
             if self.progress is not None and (r + 1) % 1000 == 0:
                 self.progress(r + 1, len(self.table))
