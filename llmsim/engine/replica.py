@@ -181,7 +181,8 @@ class Replica:
             if t.prefilled[r] < t.prefill_target[r]:
                 continue
             self.state.prompt_complete(r)
-            if np.isnan(t.first_token_s[r]):
+            first = t.first_token_s[r]
+            if first != first:  # NaN: no token yet
                 t.first_token_s[r] = end
             else:  # the first token after a recompute continues the stream: an inter-token gap
                 self.gaps.add(end - t.last_token_s[r])

@@ -23,6 +23,10 @@ from llmsim.engine.kv_cache import KVBlockPool, blocks_for
 from llmsim.engine.requests import REJECTED, RUNNING, WAITING, RequestTable
 
 
+NO_DECODES = np.zeros(0, dtype=np.int64)
+NO_DECODES.flags.writeable = False
+
+
 @dataclass
 class IterationPlan:
     """The next iteration: prompt chunks ``(request id, new tokens)`` and decoding request ids.
@@ -35,7 +39,7 @@ class IterationPlan:
     """
 
     chunks: list[tuple[int, int]] = field(default_factory=list)
-    decodes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    decodes: np.ndarray = field(default_factory=lambda: NO_DECODES)
     stable: bool = False
     closed: bool = False  # requests submitted meanwhile cannot change these iterations (see above)
 
@@ -128,7 +132,8 @@ class ReplicaState:
         t.cached[r] = cached
         t.cached_total[r] += cached
         t.status[r] = RUNNING
-        if np.isnan(t.first_scheduled_s[r]):
+        first = t.first_scheduled_s[r]
+        if first != first:  # NaN: never scheduled before
             t.first_scheduled_s[r] = now_s
         self.running.append(r)
         self.prefilling.append(r)
