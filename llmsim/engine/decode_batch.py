@@ -136,7 +136,7 @@ class DecodeBatch:
         if k == 2:
             gaps.add_one(ends_s[1] - first, b)
         elif k > 2:
-            gaps.add([later - earlier for earlier, later in zip(ends_s, ends_s[1:])], b)
+            gaps.add_many([later - earlier for earlier, later in zip(ends_s, ends_s[1:])], b)
         self.step += k
         self.last_end_s = ends_s[-1]
         heap, members, done = self.finishes, self.members, []

@@ -198,6 +198,17 @@ class GapRecorder:
         self._counts[self._size] = weight
         self._size += 1
 
+    def add_many(self, gaps: list[float], weight: int) -> None:
+        """Record each gap of ``gaps`` (seconds) ``weight`` times (:meth:`add` for a short list, without its array
+        set-up)."""
+        n = len(gaps)
+        if self._size + n > self._values.size:
+            self.add(np.array(gaps), weight)
+            return
+        self._values[self._size: self._size + n] = gaps
+        self._counts[self._size: self._size + n] = weight
+        self._size += n
+
     def _flush(self) -> None:
         """Merge the buffered pairs into the table of distinct gaps."""
         if self._size:

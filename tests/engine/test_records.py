@@ -169,3 +169,16 @@ def test_add_one_is_add_of_one_gap(monkeypatch):
         one.add_one(gap, weight)
         many.add(np.array([gap]), weight)
     assert [a.tolist() for a in one.merged()] == [a.tolist() for a in many.merged()]
+
+
+def test_add_many_is_add_of_a_list(monkeypatch):
+    """The list fast path records exactly what ``add`` records, including lists that overflow the buffer."""
+    monkeypatch.setattr(GapRecorder, "PENDING", 8)
+    fast, general = GapRecorder(), GapRecorder()
+    rng = np.random.default_rng(6)
+    for _ in range(60):
+        gaps = [float(rng.choice([0.01, 0.02, rng.random()])) for _ in range(int(rng.integers(1, 12)))]
+        weight = int(rng.integers(1, 100))
+        fast.add_many(gaps, weight)
+        general.add(np.array(gaps), weight)
+    assert [a.tolist() for a in fast.merged()] == [a.tolist() for a in general.merged()]
