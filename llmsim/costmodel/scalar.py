@@ -46,6 +46,7 @@ class ScalarPricer:
         # keyed by the features it depends on (prompt chunks of a trace repeat their token counts).
         self._memo: dict[tuple[float, ...], float] = {}
         self._op_memos = [(itemgetter(*self._op_inputs(i)), {}) for i in range(len(self.kinds))]
+        self._attention = [self._attention_time(i) for i in range(len(self.kinds))]
         self._decode_plans: dict[float, tuple] = {}
         self._warm = False
 
@@ -77,6 +78,10 @@ class ScalarPricer:
         eager = self._eager(pt, d)
         gpu = 0.0
         for i, (inputs, memo) in enumerate(self._op_memos):
+            direct = self._attention[i]
+            if direct is not None:  # its inputs rarely repeat: computed, not remembered
+                gpu = gpu + direct(x, eager)
+                continue
             op_key = (inputs(x), eager)
             time = memo.get(op_key)
             if time is None:
@@ -85,6 +90,40 @@ class ScalarPricer:
                 time = _remember(memo, op_key, self._op_time(i, x, tokens, eager))
             gpu = gpu + time
         return _remember(self._memo, key, self._tail(gpu, x, pt, pc, d))
+
+    def _attention_time(self, i: int):
+        """For an attention operator (decode or prefill kind): ``_op_time(i, x, None, eager)`` as one closure
+        over the operator's constants (the same operations in the same order); None for other kinds."""
+        kind = self.kinds[i]
+        if kind[0] not in ("decode", "prefill"):
+            return None
+        flops_terms, bytes_terms, active_at, kernels_i = self.flops_terms[i], self.bytes_terms[i], self.active[i], \
+            self.kernels[i]
+        curve, layers, scale, peak, bw, launch = kind[1], self.layers, self.scales.get(i), self.peaks[i], self.bw, \
+            self.launch
+        eager_launch, prefill = self.cm.engine.eager.launch_s, kind[0] == "prefill"
+        table = curve if not prefill and isinstance(curve, Table2D) else None
+        seqs = FEATURES.index("decode_seqs")
+
+        def attention_time(x: list[float], eager: bool) -> float:
+            active = x[active_at] > 0
+            kernels = kernels_i * active
+            flops, nbytes = _combine(flops_terms, x), _combine(bytes_terms, x)
+            if prefill:
+                eff = _at(curve, _log2(flops / layers))
+            elif table is not None:
+                d = x[seqs]
+                eff = table.at(_log2(d), _log2(x[_CTX] / max(d, 1.0)))
+            else:
+                eff = _at(curve, _log2(nbytes))
+            if scale is not None:
+                eff = eff / scale
+            time = max(flops / peak, nbytes / bw) / eff + kernels * launch
+            time = time if active else 0.0
+            if eager:
+                time = max(time, kernels * eager_launch)
+            return time
+        return attention_time
 
     def _warm_token_memos(self) -> None:
         """Fill the memos of the operators whose time depends on the token count alone (GEMMs, norms,
