@@ -62,7 +62,9 @@ class Replica:
         # True when a cluster changes this replica's batch or frees its blocks between iterations (disaggregated
         # serving): a plan's ``closed`` promise then does not hold and every notification ends a span.
         self.outside_changes = False
-        self._wake: simpy.Event | None = None
+        self._wake: simpy.Event | None = None  # what an idle replica waits on
+        self._sleep: simpy.Event | None = None  # what a replica inside an open span waits on
+        self._span_last = 0  # index in the span of the boundary it then resumes at
         self._span_cap = 64
         self._span: tuple[list[float], list[int]] | None = None  # (ends, blocks taken by steps 1..j) of a span
         self.process = env.process(self._run())
@@ -89,11 +91,14 @@ class Replica:
         self.notify()
 
     def notify(self) -> None:
-        """Wake the replica if it sleeps (idle, or inside a fast-forward span). A span already ending at the first
-        iteration boundary at or after now is left alone: waking would only sleep again until then."""
-        if self._wake is not None and not self._wake.triggered:
-            if self._span is not None and len(self._span[0]) > 1 and self._span[0][-2] < self.env.now:
-                return
+        """Wake the replica if it sleeps idle; inside an open fast-forward span, end the span at the first iteration
+        boundary at or after now (the replica then resumes there, once)."""
+        if self._sleep is not None:
+            i = bisect.bisect_left(self._span[0], self.env.now)
+            if i < self._span_last:
+                self._sleep = self.env.reschedule(self.process, self._sleep, self._span[0][i])
+                self._span_last = i
+        elif self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
     def kv_free_blocks(self) -> int:
@@ -262,17 +267,13 @@ class Replica:
         ends = list(itertools.accumulate(self.cost.decode_times(b, ctx), initial=self.clock))
         del ends[0]
         self._span, used = (ends, cum_need), kv.used
+        priced = k
         if closed:
             yield self.env.at(ends[-1])
-        else:  # sleep until the span's end unless notify() wakes the replica earlier (one event either way)
-            wake = self._wake = self.env.event()
-            self.env.at(ends[-1]).callbacks.append(lambda _: None if wake.triggered else wake.succeed())
-            yield wake
-            self._wake = None
-        priced = k
-        if self.env.now < ends[-1]:  # woken by a submission: stop at the first boundary at or after it
-            k = bisect.bisect_left(ends, self.env.now) + 1
-            yield self.env.at(ends[k - 1])
+        else:  # until the span's end, or the boundary notify() moved the wake-up to
+            self._sleep, self._span_last = self.env.at(ends[-1]), k - 1
+            yield self._sleep
+            self._sleep, k = None, self._span_last + 1
         self._span = None
         # Adapt how far ahead the next span is priced: any length gives the same results, but pricing
         # thousands of iterations that an arrival will cut short wastes time.

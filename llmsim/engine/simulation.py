@@ -42,6 +42,17 @@ class SimEnvironment(simpy.Environment):
         return event
 
 
+    def reschedule(self, process: simpy.Process, waiting_on: Event, time: float) -> Event:
+        """Resume ``process``, now waiting on ``waiting_on`` (an event of :meth:`at`), at ``time`` instead; returns
+        the new event. The process's resume callback moves to a new event, as ``Process.interrupt`` does in SimPy;
+        ``waiting_on`` still fires, with nobody waiting."""
+        waiting_on.callbacks.remove(process._resume)
+        event = self.at(time)
+        event.callbacks.append(process._resume)
+        process._target = event
+        return event
+
+
 class UrgentTimeout(Event):
     """A timeout processed before NORMAL events of the same instant (SimPy's ``Timeout`` at URGENT)."""
 
