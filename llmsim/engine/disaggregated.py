@@ -14,6 +14,7 @@ prefill time) remains after the prefill ends.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from typing import Callable, Sequence
 
@@ -45,6 +46,9 @@ class DisaggregatedSimulation(Simulation):
         self.pending: list[deque[int]] = [deque() for _ in decode]
         self.reserved = [0 for _ in decode]  # requests holding decode blocks but still in transfer
         self._next_decode = 0
+        self._arriving: list[list[float]] = [[] for _ in decode]  # transfer completion times (s) per decode instance
+        for d, rep in enumerate(self.decode_replicas):
+            rep.next_submission_s = lambda d=d: self._next_change_s(d)
         n = len(self.table)
         self.transfer_wait_s = np.full(n, np.nan)
         self.transfer_s = np.full(n, np.nan)
@@ -118,7 +122,10 @@ class DisaggregatedSimulation(Simulation):
         end = self.link_free_s[src] = start + self._transfer_duration(src, r)
         self.transfer_wait_s[r] = start - self._handed_at[r]
 
+        heapq.heappush(self._arriving[d], end)
+
         def done(_event) -> None:
+            heapq.heappop(self._arriving[d])
             self.transfer_s[r] = end - ready
             self.prefill_replicas[src].state.release(r)
             self.prefill_replicas[src].notify()
@@ -133,6 +140,17 @@ class DisaggregatedSimulation(Simulation):
             prefill_s = self._handed_at[r] - self.table.first_scheduled_s[r]
             wire = max(wire / layers, wire - prefill_s)
         return self.latency + wire
+
+    def _next_change_s(self, d: int) -> float:
+        """A lower bound on when decode instance ``d`` is next changed from outside (s): a transfer to it
+        completes, or a prefill instance ends an iteration (a hand-off reserves blocks); an idle prefill instance
+        starts one no earlier than the next arrival."""
+        now, arriving = self.env.now, self._arriving[d]
+        soonest = arriving[0] if arriving else float("inf")
+        upcoming = float(self.table.arrival_s[self._next]) if self._next < len(self.table) else float("inf")
+        for rep in self.prefill_replicas:
+            soonest = min(soonest, rep.busy_until_s if rep.busy_until_s > now else upcoming)
+        return soonest
 
     def _join_decode(self, d: int, r: int, blocks: int) -> None:
         rep, t = self.decode_replicas[d], self.table

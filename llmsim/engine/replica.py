@@ -55,10 +55,11 @@ class Replica:
         self.on_prefilled = on_prefilled  # returns True when the request leaves this replica (disaggregation)
         self.clock = 0.0
         self.outstanding = 0
-        # When set: the time (s) of the next submission this replica may receive (inf: none), known in advance
-        # (one replica behind the arrivals). Open spans are then priced up to the boundary it falls before.
+        # When set: a lower bound on the time (s) of the next submission or outside change this replica may see
+        # (inf: none), known in advance. Open spans are then priced up to about the boundary it falls before.
         self.next_submission_s: Callable[[], float] | None = None
         self._decode_s = 0.0  # duration of the last decode iteration (s), to guess how many fit before it
+        self.busy_until_s = 0.0  # end of the latest single iteration started (s)
         # True when a cluster changes this replica's batch or frees its blocks between iterations (disaggregated
         # serving): a plan's ``closed`` promise then does not hold and every notification ends a span.
         self.outside_changes = False
@@ -146,6 +147,7 @@ class Replica:
         spec_seqs, spec_tokens = (0, 0) if rnd is None else (plan.decodes.size, int(rnd.produced.sum()))
         self.iterations.add_row(self.index, start, end, pre_tokens, chunks, decode_seqs, ctx_sum, self.state.kv.used,
                                 pairs, kv_tokens, sampled, draft_s, spec_seqs, spec_tokens)
+        self.busy_until_s = end
         yield self.env.at(end)
         self.clock = end
         self._apply_chunks(plan.chunks, end)
