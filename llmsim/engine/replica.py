@@ -8,8 +8,11 @@ Fast-forward: when the scheduler returns a *stable* decode-only plan, the replic
 iterations at once (k = until the first request finishes or the KV cache would run out of blocks; see
 ``CostModel.decode_times``) and sleeps once. If a request is submitted mid-span, the span is cut at the first
 boundary at or after that time, exactly where step-by-step simulation would have seen it, unless the plan is
-*closed* (no submission could join before the batch changes by itself). Both modes compute the replica clock
-with the same sequence of floating-point additions, so their records are identical.
+*closed* (no submission could join before the batch changes by itself). A cut moves the replica's one wake-up
+to that boundary. Where the next submission or outside change can be bounded in advance (one replica behind the
+arrivals; a disaggregated decode instance), a span is priced only up to about that boundary. Both modes compute
+the replica clock with the same sequence of floating-point additions, so their records are identical. The
+decoding sequences are a :class:`~llmsim.engine.decode_batch.DecodeBatch` (running sums, O(1) per iteration).
 
 Speculative decoding (:mod:`llmsim.engine.speculative`): every iteration with decoding sequences is one
 round (draft steps, then one target pass verifying them alongside any prompt chunks); its duration is
