@@ -42,11 +42,16 @@ class ScalarPricer:
         self.link_bw, self.link_latency = link.bandwidth_bytes_per_s, link.latency_s
         self.wire = 2.0 * (cm.parallelism.tp - 1) / cm.parallelism.tp
         self.launch = cm.calibration.launch_s
-        # Memos (exact: a function's value for the same inputs): whole iterations, and each operator's time
-        # keyed by the features it depends on (prompt chunks of a trace repeat their token counts).
+        # Memos (exact: a function's value for the same inputs): whole iterations, and the times of each group
+        # of operators that depend on the same features (most on the token count alone: prompt chunks of a trace
+        # repeat their token counts), one lookup per group. Attention operators, whose inputs rarely repeat, are
+        # computed each time.
         self._memo: dict[tuple[float, ...], float] = {}
-        self._op_memos = [(itemgetter(*self._op_inputs(i)), {}) for i in range(len(self.kinds))]
         self._attention = [self._attention_time(i) for i in range(len(self.kinds))]
+        self._groups = self._operator_groups()
+        # In operator order: (group, position in it), or (-1, i) for attention operator i.
+        self._order = [next(((g, group[1].index(i)) for g, group in enumerate(self._groups) if i in group[1]), (-1, i))
+                       for i in range(len(self.kinds))]
         self._decode_plans: dict[float, tuple] = {}
         self._warm = False
 
@@ -76,20 +81,28 @@ class ScalarPricer:
         x = self._features(pt, pc, pairs, kvt, d, ctx, s)
         tokens = None
         eager = self._eager(pt, d)
-        gpu = 0.0
-        for i, (inputs, memo) in enumerate(self._op_memos):
-            direct = self._attention[i]
-            if direct is not None:  # its inputs rarely repeat: computed, not remembered
-                gpu = gpu + direct(x, eager)
-                continue
-            op_key = (inputs(x), eager)
-            time = memo.get(op_key)
-            if time is None:
-                if tokens is None and self.kinds[i][0] == "gemm":  # (only GEMM efficiencies read token counts)
+        times = []
+        for inputs, ops, memo in self._groups:
+            group_key = (inputs(x), eager)
+            group = memo.get(group_key)
+            if group is None:
+                if tokens is None and any(self.kinds[i][0] == "gemm" for i in ops):  # (only GEMMs read them)
                     tokens = [_combine(terms, x) for terms in self.tokens_terms]
-                time = _remember(memo, op_key, self._op_time(i, x, tokens, eager))
-            gpu = gpu + time
+                group = _remember(memo, group_key, tuple(self._op_time(i, x, tokens, eager) for i in ops))
+            times.append(group)
+        gpu, attention = 0.0, self._attention
+        for g, j in self._order:  # operator by operator, in order
+            gpu = gpu + (times[g][j] if g >= 0 else attention[j](x, eager))
         return _remember(self._memo, key, self._tail(gpu, x, pt, pc, d))
+
+    def _operator_groups(self) -> list[tuple]:
+        """The non-attention operators grouped by the features their times depend on (the constant feature
+        ``one`` aside): ``(features getter, operator indices, memo)`` per group."""
+        by_inputs: dict[tuple[int, ...], list[int]] = {}
+        for i in range(len(self.kinds)):
+            if self._attention[i] is None:
+                by_inputs.setdefault(tuple(j for j in self._op_inputs(i) if j != 0), []).append(i)
+        return [(itemgetter(*inputs) if inputs else (lambda x: None), ops, {}) for inputs, ops in by_inputs.items()]
 
     def _attention_time(self, i: int):
         """For an attention operator (decode or prefill kind): ``_op_time(i, x, None, eager)`` as one closure
@@ -126,24 +139,24 @@ class ScalarPricer:
         return attention_time
 
     def _warm_token_memos(self) -> None:
-        """Fill the memos of the operators whose time depends on the token count alone (GEMMs, norms,
+        """Fill the memos of the operator groups whose times depend on the token count alone (GEMMs, norms,
         elementwise) for 1 .. :data:`WARM_TOKENS` tokens, from one vectorised pricing (bit-identical per
         operator). Only with a graphed engine: an eager one adds a per-iteration condition the vector path
         decides itself."""
         self._warm = True
         if self.cm.engine.eager.launch_s > 0:
             return
-        token_features = {0, _NEW_TOKENS, FEATURES.index("touched")}
-        ops = [i for i in range(len(self.kinds)) if set(self._op_inputs(i)) <= token_features]
-        if not ops:
+        token_features = {_NEW_TOKENS, FEATURES.index("touched")}
+        groups = [group for group in self._groups if group[1] and set(self._op_inputs(group[1][0])) - {0} <= token_features]
+        if not groups:
             return
         n = np.arange(1, WARM_TOKENS + 1, dtype=np.float64)
         cost = self.cm.price(BatchFeatures.from_arrays(prefill_tokens=n, prefill_chunks=1.0, sampled=1.0))
-        memos = [(self._op_memos[i][0], self._op_memos[i][1], cost.ops[i].time_s.tolist()) for i in ops]
+        seconds = [cost.ops[i].time_s.tolist() for i in range(len(self.kinds))]
         for j, tokens in enumerate(n.tolist()):
             x = self._features(tokens, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
-            for inputs, memo, seconds in memos:
-                memo[(inputs(x), False)] = seconds[j]
+            for inputs, ops, memo in groups:
+                memo[(inputs(x), False)] = tuple(seconds[i][j] for i in ops)
 
     def _op_inputs(self, i: int) -> list[int]:
         """The features operator ``i``'s time depends on (its FLOPs, bytes, activity and efficiency variable)."""

@@ -65,11 +65,10 @@ def test_warmed_operator_times_are_what_the_scalar_path_computes(i):
                    MODELS[i].calibration, MODELS[i].engine)
     pricer = cm._scalar
     pricer._warm_token_memos()
-    warmed = [k for k, (_, memo) in enumerate(pricer._op_memos) if memo]
+    warmed = [group for group in pricer._groups if group[2]]
     assert warmed or cm.engine.eager.launch_s > 0
     for tokens in (1.0, 7.0, 128.0, 1000.0, 4097.0, 8192.0):
         x = pricer._features(tokens, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
         token_counts = [scalar_combine(terms, x) for terms in pricer.tokens_terms]
-        for k in warmed:
-            inputs, memo = pricer._op_memos[k]
-            assert memo[(inputs(x), False)] == pricer._op_time(k, x, token_counts, False)
+        for inputs, ops, memo in warmed:
+            assert memo[(inputs(x), False)] == tuple(pricer._op_time(k, x, token_counts, False) for k in ops)
