@@ -9,7 +9,8 @@ Reading guide, in the direction data flows:
    curves), ``engine.py`` (host overhead), ``memory.py`` (KV capacity). Imports no simulation code.
 3. ``workload/`` -- traces and synthetic workloads as ``Trace`` arrays.
 4. ``engine/`` -- the SimPy simulation: ``requests.py`` (request table), ``kv_cache.py`` (KV blocks,
-   prefix cache), ``state.py`` (admission and preemption rules), ``schedulers/`` (one policy per module),
+   prefix cache), ``state.py`` (admission and preemption rules), ``decode_batch.py`` (decoding sequences as
+   running sums), ``schedulers/`` (one policy per module),
    ``replica.py`` (the iteration loop, fast-forward), ``routers/``, ``simulation.py``, ``disaggregated.py``.
 5. ``metrics.py`` (per-request latencies, summary), ``scenario.py`` (YAML -> objects), ``api.py``
    (``run``), ``compare.py``, ``cli.py`` (the command line, a thin layer over the API).
