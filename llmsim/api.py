@@ -226,16 +226,25 @@ FEATURE_COLUMNS = {"prefill_tokens": "prefill_tokens", "prefill_chunks": "prefil
 def operator_time(iterations: pd.DataFrame, pools: dict) -> dict[str, float]:
     """Seconds spent in each operator over the whole run, re-priced from the iteration log (vectorised).
 
-    Iterations are priced :data:`PRICE_ROWS` at a time (memory stays bounded on million-request runs) and the
-    chunks' totals added in order. Speculative draft steps (priced with the draft model or as a fraction of the
+    Decode-only iterations are summed per batch size (:meth:`CostModel.decode_operator_time`); the others are
+    priced :data:`PRICE_ROWS` at a time (memory stays bounded on million-request runs) and the chunks' totals
+    added in order. Speculative draft steps (priced with the draft model or as a fraction of the
     target) are one entry, ``speculative_draft``; the target's verification passes are in the operators like
     any prompt chunk.
     """
     total: dict[str, float] = {}
     replica = iterations["replica"].to_numpy()
     columns = {feature: iterations[name].to_numpy() for feature, name in FEATURE_COLUMNS.items()}
+    decode_only = (columns["prefill_tokens"] == 0) & (columns["prefill_chunks"] == 0) & (columns["decode_seqs"] > 0)
     for cost, _, replicas in pools.values():
-        rows = np.flatnonzero(np.isin(replica, replicas))
+        pool = np.isin(replica, replicas)
+        decode = cost.decode_operator_time(columns["decode_seqs"][pool & decode_only],
+                                           columns["decode_ctx_tokens"][pool & decode_only])
+        if decode is not None:  # decode-only iterations by batch size (most of a run's iterations)
+            for name, seconds in decode.items():
+                total[name] = total.get(name, 0.0) + seconds
+            pool &= ~decode_only
+        rows = np.flatnonzero(pool)
         for start in range(0, rows.size, PRICE_ROWS):
             chunk = rows[start: start + PRICE_ROWS]
             features = BatchFeatures.from_arrays(**{name: values[chunk] for name, values in columns.items()})

@@ -155,6 +155,27 @@ class CostModel:
         """
         return self._scalar.decode_times(float(decode_seqs), ctx_tokens)
 
+    def decode_operator_time(self, decode_seqs: np.ndarray, ctx_tokens: np.ndarray) -> dict[str, float] | None:
+        """Seconds per operator (and ``engine_overhead``) summed over decode-only iterations ``i`` of
+        ``decode_seqs[i]`` sequences holding ``ctx_tokens[i]`` tokens: :func:`time_by_operator` of their
+        :meth:`price`, summed in another order. Only attention depends on the context: the other operators are
+        priced once per batch size, times its count; attention per iteration, one batch size at a time. None
+        when another operator mix needs every iteration priced."""
+        if np.size(decode_seqs) == 0:
+            return None
+        sizes, inverse, counts = np.unique(np.asarray(decode_seqs, dtype=np.float64), return_inverse=True,
+                                           return_counts=True)
+        order = np.argsort(inverse, kind="stable")
+        groups = np.split(np.asarray(ctx_tokens, dtype=np.float64)[order], np.cumsum(counts)[:-1])
+        attention = [self._scalar.decode_attention_seconds(d, g) for d, g in zip(sizes.tolist(), groups)]
+        if any(a is None for a in attention):
+            return None
+        cost = self.price(BatchFeatures.decode_only(sizes, np.array([g[0] for g in groups])))
+        out = {op.name: float((op.time_s * counts).sum()) for op in cost.ops}
+        out[cost.ops[attention[0][0]].name] = float(sum(seconds.sum() for _, seconds in attention))
+        out["engine_overhead"] = float((cost.overhead_s * counts).sum())
+        return out
+
     def iteration_time_s(self, shape: IterationShape) -> float:
         """Seconds for one iteration given exactly (a convenience over :meth:`price`)."""
         return float(self.price(BatchFeatures.from_shapes([shape]), breakdown=False).total_s[0])

@@ -204,6 +204,16 @@ class ScalarPricer:
             out.append(gpu)
         return out
 
+    def decode_attention_seconds(self, d: float, ctx: np.ndarray) -> tuple[int, np.ndarray] | None:
+        """(index, seconds per iteration) of the one operator of decode-only iterations of ``d`` sequences that
+        depends on the context ``ctx`` (tokens, one per iteration); None when not exactly one does."""
+        plan = self._decode_plans.get(d)
+        if plan is None:
+            plan = _remember(self._decode_plans, d, self._decode_plan(d))
+        if plan[4] is None:
+            return None
+        return next(i for i in range(len(self.kinds)) if _CTX in self._op_inputs(i)), plan[4](ctx)
+
     def _decode_plan(self, d: float) -> tuple:
         """How decode-only iterations of ``d`` sequences are priced: (sum of the operators before the first
         context-dependent one, the remaining operators as constant times or functions of the context, the tail

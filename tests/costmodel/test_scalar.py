@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmsim.costmodel import BatchFeatures, CostModel, Precision, load_calibration, load_engine
+from llmsim.costmodel.roofline import time_by_operator
 from llmsim.costmodel.scalar import _combine as scalar_combine
 from llmsim.specs import Parallelism, load_hardware, load_model
 from llmsim.specs.hardware import builtin_hardware_dir
@@ -72,3 +73,19 @@ def test_warmed_operator_times_are_what_the_scalar_path_computes(i):
         token_counts = [scalar_combine(terms, x) for terms in pricer.tokens_terms]
         for inputs, ops, memo in warmed:
             assert memo[(inputs(x), False)] == tuple(pricer._op_time(k, x, token_counts, False) for k in ops)
+
+
+@settings(max_examples=40, deadline=None)
+@given(i=st.integers(0, len(MODELS) - 1), seed=st.integers(0, 10_000), n=st.integers(1, 300))
+def test_decode_operator_time_is_the_per_iteration_breakdown_summed(i, seed, n):
+    """Decode-only iterations summed per batch size give each operator's time of pricing them one by one (the
+    same terms added in another order); batch sizes span CUDA-graphed and eager ones."""
+    cm = MODELS[i]
+    rng = np.random.default_rng(seed)
+    decodes = rng.integers(1, 8, n) * rng.choice([1, 16, 97], n)
+    ctx = decodes * rng.integers(1, 8000, n)
+    grouped = cm.decode_operator_time(decodes, ctx)
+    direct = time_by_operator(cm.price(BatchFeatures.decode_only(decodes.astype(float), ctx.astype(float))))
+    assert grouped is not None and grouped.keys() == direct.keys()
+    for name, seconds in direct.items():
+        assert grouped[name] == pytest.approx(seconds, rel=1e-12, abs=1e-15), name
