@@ -48,6 +48,7 @@ class Curve:
             raise InputError("curve knots must be strictly increasing", value=self.knots.tolist())
         if np.any(~np.isfinite(self.eff)) or np.any(self.eff <= 0):
             raise InputError("curve efficiencies must be positive", value=self.eff.tolist())
+        object.__setattr__(self, "_points", (self.knots.tolist(), self.eff.tolist()))  # for at()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.knots.size == 1:
@@ -57,7 +58,7 @@ class Curve:
 
     def at(self, x: float) -> float:
         """The curve at one point, in pure Python, bit-identical to ``__call__`` (same operations)."""
-        knots, eff = self.knots_list, self.eff_list
+        knots, eff = self._points
         if len(knots) == 1:
             return eff[0]
         j, w = bracket_scalar(knots, x)

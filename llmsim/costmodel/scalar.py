@@ -123,7 +123,8 @@ class ScalarPricer:
             kernels = kernels_i * active
             flops, nbytes = _combine(flops_terms, x), _combine(bytes_terms, x)
             if prefill:
-                eff = _at(curve, _log2(flops / layers))
+                m, e = frexp(max(flops / layers, 1.0))  # _log2(flops / layers)
+                eff = _at(curve, (e - 1) + (2.0 * m - 1.0))
             elif table is not None:
                 d = x[seqs]
                 eff = table.at(_log2(d), _log2(x[_CTX] / max(d, 1.0)))
