@@ -173,7 +173,7 @@ class Replica:
             pre_tokens += c
             kv_tokens += prior + c
             pairs += c * (prior + (c + 1) / 2)
-            completes += prior + c >= t.prefill_target[r]
+            completes += prior + c >= int(t.prefill_target[r])
         decodes, chunks = plan.decodes, float(len(plan.chunks))
         if self.speculative is None or decodes.size == 0:
             d = decodes.size  # with plain decoding, the decode batch's members
@@ -186,9 +186,10 @@ class Replica:
     def _apply_chunks(self, chunks: list[tuple[int, int]], end: float) -> None:
         t = self.state.table
         for r, c in chunks:
-            t.prefilled[r] += c
+            prefilled = int(t.prefilled[r]) + c
+            t.prefilled[r] = prefilled
             t.kv_len[r] += c
-            if t.prefilled[r] < t.prefill_target[r]:
+            if prefilled < int(t.prefill_target[r]):
                 continue
             self.state.prompt_complete(r)
             first = t.first_token_s[r]
