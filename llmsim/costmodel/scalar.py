@@ -176,10 +176,7 @@ class ScalarPricer:
         depends on the context, so everything else (operator times, partial sums, the curves' batch-size
         bracket) is computed once per batch size and the same operations run in the same order.
         """
-        plan = self._decode_plans.get(d)
-        if plan is None:
-            plan = _remember(self._decode_plans, d, self._decode_plan(d))
-        prefix, steps, tail, attention, attention_array, after = plan
+        prefix, steps, tail, attention, attention_array, after = self._decode_plan_for(d)
         if attention_array is not None and len(ctx) >= VECTOR_SPAN_ITERATIONS:
             gpu = prefix + attention_array(np.asarray(ctx, dtype=np.float64))
             for v in after:
@@ -208,12 +205,15 @@ class ScalarPricer:
     def decode_attention_seconds(self, d: float, ctx: np.ndarray) -> tuple[int, np.ndarray] | None:
         """(index, seconds per iteration) of the one operator of decode-only iterations of ``d`` sequences that
         depends on the context ``ctx`` (tokens, one per iteration); None when not exactly one does."""
-        plan = self._decode_plans.get(d)
-        if plan is None:
-            plan = _remember(self._decode_plans, d, self._decode_plan(d))
-        if plan[4] is None:
+        attention_array = self._decode_plan_for(d)[4]
+        if attention_array is None:
             return None
-        return next(i for i in range(len(self.kinds)) if _CTX in self._op_inputs(i)), plan[4](ctx)
+        return next(i for i in range(len(self.kinds)) if _CTX in self._op_inputs(i)), attention_array(ctx)
+
+    def _decode_plan_for(self, d: float) -> tuple:
+        """:meth:`_decode_plan` of ``d`` sequences, remembered."""
+        plan = self._decode_plans.get(d)
+        return plan if plan is not None else _remember(self._decode_plans, d, self._decode_plan(d))
 
     def _decode_plan(self, d: float) -> tuple:
         """How decode-only iterations of ``d`` sequences are priced: (sum of the operators before the first

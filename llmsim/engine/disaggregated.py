@@ -48,7 +48,7 @@ class DisaggregatedSimulation(Simulation):
         self._next_decode = 0
         self._arriving: list[list[float]] = [[] for _ in decode]  # transfer completion times (s) per decode instance
         for d, rep in enumerate(self.decode_replicas):
-            rep.next_submission_s = lambda d=d: self._next_change_s(d)
+            rep.next_change_s = lambda d=d: self._next_change_s(d)
         n = len(self.table)
         self.transfer_wait_s = np.full(n, np.nan)
         self.transfer_s = np.full(n, np.nan)
@@ -147,7 +147,7 @@ class DisaggregatedSimulation(Simulation):
         starts one no earlier than the next arrival."""
         now, arriving = self.env.now, self._arriving[d]
         soonest = arriving[0] if arriving else float("inf")
-        upcoming = float(self.table.arrival_s[self._next]) if self._next < len(self.table) else float("inf")
+        upcoming = self.next_arrival_s()
         for rep in self.prefill_replicas:
             soonest = min(soonest, rep.busy_until_s if rep.busy_until_s > now else upcoming)
         return soonest

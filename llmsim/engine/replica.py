@@ -58,9 +58,9 @@ class Replica:
         self.on_prefilled = on_prefilled  # returns True when the request leaves this replica (disaggregation)
         self.clock = 0.0
         self.outstanding = 0
-        # When set: a lower bound on the time (s) of the next submission or outside change this replica may see
-        # (inf: none), known in advance. Open spans are then priced up to about the boundary it falls before.
-        self.next_submission_s: Callable[[], float] | None = None
+        # When set: returns a lower bound on the time (s) of the next submission or outside change this replica
+        # may see (inf: none), known in advance. Open spans are then priced up to about the boundary it falls before.
+        self.next_change_s: Callable[[], float] | None = None
         self._decode_s = 0.0  # duration of the last decode iteration (s), to guess how many fit before it
         self.busy_until_s = 0.0  # end of the latest single iteration started (s)
         # True when a cluster changes this replica's batch or frees its blocks between iterations (disaggregated
@@ -252,17 +252,16 @@ class Replica:
         batch, kv = self.state.batch, self.state.kv
         b = ids.size
         k = min(batch.steps_to_first_finish(), self._span_cap)
-        if not closed and self.next_submission_s is not None and self._decode_s > 0:
-            ahead = self.next_submission_s() - self.clock  # iterations grow with the context: a small margin
+        if not closed and self.next_change_s is not None and self._decode_s > 0:
+            ahead = self.next_change_s() - self.clock  # iterations grow with the context: a small margin
             if ahead < k * self._decode_s:
                 k = min(k, max(1, int(ahead / self._decode_s) + 2))
         # Step 0's blocks are reserved; step j >= 1 takes batch.blocks_needed(j) more.
         cum_need, free = [0], kv.free  # cum_need[j]: blocks steps 1..j take
         if k > 1:
-            residues, bs, step = batch.residues, batch.block_size, batch.step
             total = 0
             for j in range(1, k):
-                total += residues[-(step + j) % bs]
+                total += batch.blocks_needed(j)
                 if total > free:
                     k = j
                     break

@@ -41,7 +41,6 @@ class SimEnvironment(simpy.Environment):
         heapq.heappush(self._queue, (max(float(time), self._now), priority, next(self._eid), event))
         return event
 
-
     def reschedule(self, process: simpy.Process, waiting_on: Event, time: float) -> Event:
         """Resume ``process``, now waiting on ``waiting_on`` (an event of :meth:`at`), at ``time`` instead; returns
         the new event. The process's resume callback moves to a new event, as ``Process.interrupt`` does in SimPy;
@@ -118,10 +117,12 @@ class Simulation:
         self.replicas = [self._build(i, s, fast_forward) for i, s in enumerate(setups)]
         self._next = 0  # the next request to arrive
         if len(self.replicas) == 1:  # every arrival comes here: spans may look ahead to the next one
-            arrival = self.table.arrival_s
-            self.replicas[0].next_submission_s = lambda: (
-                float(arrival[self._next]) if self._next < len(arrival) else float("inf"))
+            self.replicas[0].next_change_s = self.next_arrival_s
         self.env.process(self._arrivals())
+
+    def next_arrival_s(self) -> float:
+        """When the next request not yet released arrives (s; inf when none is left)."""
+        return float(self.table.arrival_s[self._next]) if self._next < len(self.table) else float("inf")
 
     def _build(self, i: int, setup: ReplicaSetup, fast_forward: bool, **hooks) -> Replica:
         cache = None

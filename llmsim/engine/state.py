@@ -192,15 +192,16 @@ class ReplicaState:
         self.preemption_count += 1
 
     def reserve_decode_slots(self, decoding: np.ndarray) -> np.ndarray:
-        """Give each decoding request the blocks of its next step (:meth:`slot_blocks`), preempting from the tail.
+        """Give each decoding request the blocks of its next step, preempting from the tail.
 
         Returns the ids (int64) of the decoding requests that still run this iteration (in order). Victims are
         the most recently admitted running requests (vLLM V0 order); a request alone in the batch that still
-        cannot get a block is preempted itself.
+        cannot get a block is preempted itself. With plain decoding ``decoding`` is the decode batch, whose
+        members all take a block when their token starts one; with speculation, see :meth:`slot_blocks`.
         """
-        t, kv = self.table, self.kv
         if self.batch is not None:
             return self._reserve_batch_slots()
+        t, kv = self.table, self.kv
         ids = np.asarray(decoding, dtype=np.int64)
         need = self.slot_blocks(ids)
         total = int(need.sum())
@@ -241,15 +242,13 @@ class ReplicaState:
         return int(np.minimum(self.lookahead_tokens + 1, t.output[ids] - t.generated[ids]).sum())
 
     def slot_blocks(self, ids: np.ndarray) -> np.ndarray:
-        """Blocks each decoding request in ``ids`` must add before its next step (int64, >= 0).
+        """Blocks each decoding request in ``ids`` must add before its next speculative round (int64, >= 0).
 
-        Plain decoding writes one token: a new block when ``kv_len`` sits on a block boundary. A speculative
-        round writes ``k_r + 1`` tokens: blocks up to ``kv_len + k_r + 1`` tokens, less those the request holds
-        (its own blocks and the prefix-cache units it references).
+        A round writes ``k_r + 1`` tokens: blocks up to ``kv_len + k_r + 1`` tokens, less those the request holds
+        (its own blocks and the prefix-cache units it references). (Plain decoding counts blocks in the decode
+        batch: :meth:`DecodeBatch.blocks_needed`.)
         """
         t, bs = self.table, self.kv.block_size
-        if self.lookahead_tokens == 0:
-            return (t.kv_len[ids] % bs == 0).astype(np.int64)
         tokens = t.kv_len[ids] + np.minimum(self.lookahead_tokens + 1, t.output[ids] - t.generated[ids])
         held = t.blocks[ids].copy()
         if self.held_units:
