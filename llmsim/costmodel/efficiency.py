@@ -97,7 +97,7 @@ class Table2D:
         if np.any(~np.isfinite(self.eff)) or np.any(self.eff <= 0):
             raise InputError("table efficiencies must be positive")
 
-    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
         ix, wx = _bracket(self.x_knots, x)
         iy, wy = _bracket(self.y_knots, y)
         e = self.eff

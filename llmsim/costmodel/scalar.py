@@ -178,13 +178,13 @@ class ScalarPricer:
         """
         prefix, steps, tail, attention, attention_array, after = self._decode_plan_for(d)
         if attention_array is not None and len(ctx) >= VECTOR_SPAN_ITERATIONS:
-            gpu = prefix + attention_array(np.asarray(ctx, dtype=np.float64))
+            gpu_s = prefix + attention_array(np.asarray(ctx, dtype=np.float64))
             for v in after:
-                gpu = gpu + v
-            return gpu.tolist()
+                gpu_s = gpu_s + v
+            return gpu_s.tolist()
         if len(ctx) >= VECTOR_SPAN_ITERATIONS:  # an unusual operator mix: the full vectorised pricing
-            c = np.asarray(ctx, dtype=np.float64)
-            return self.cm.time_s(BatchFeatures.decode_only(np.full(c.size, d), c)).tolist()
+            contexts = np.asarray(ctx, dtype=np.float64)
+            return self.cm.time_s(BatchFeatures.decode_only(np.full(contexts.size, d), contexts)).tolist()
         out = []
         if attention is not None:  # the usual case: one operator depends on the context
             for c in ctx:
@@ -268,12 +268,12 @@ class ScalarPricer:
             time = time if active else np.zeros_like(time)
             return np.maximum(time, eager_floor) if eager else time
 
-        affine = _affine(self.flops_terms[i], x), _affine(self.bytes_terms[i], x)
+        flops_affine, bytes_affine = _affine(self.flops_terms[i], x), _affine(self.bytes_terms[i], x)
         ys, lower, upper, wx = table.rows_at(log2_d)
-        if active and not eager and None not in affine and len(ys) > 1:
+        if active and not eager and flops_affine is not None and bytes_affine is not None and len(ys) > 1:
             # The usual case, every call of the closure below inlined (one closure call per decode iteration):
             # _partial's affine terms, _log2, and Table2D.at with bracket_scalar, operation for operation.
-            (flops_head, flops_per_c), (bytes_head, bytes_per_c) = affine
+            (flops_head, flops_per_c), (bytes_head, bytes_per_c) = flops_affine, bytes_affine
             y_first, y_last, i_last, one_minus_wx = ys[0], ys[-1], len(ys) - 2, 1 - wx
 
             def decode_attention(c: float) -> float:
@@ -289,7 +289,7 @@ class ScalarPricer:
                 return max((flops_head + flops_per_c * c) / peak, (bytes_head + bytes_per_c * c) / bw) / eff + launch
             return decode_attention, decode_attention_array
 
-        def decode_attention(c: float) -> float:  # _op_time for the decode kind, Table2D efficiency
+        def decode_attention_any(c: float) -> float:  # _op_time for the decode kind, Table2D efficiency
             flops, nbytes = flops_at(c), bytes_at(c)
             eff = table.at(log2_d, _log2(c / d_floor))
             if scale is not None:
@@ -298,7 +298,7 @@ class ScalarPricer:
             time = time if active else 0.0
             return max(time, eager_floor) if eager else time
 
-        return decode_attention, decode_attention_array
+        return decode_attention_any, decode_attention_array
 
     def _graphed(self, pt: float, d: float) -> bool:
         """True when the iteration is replayed from a CUDA graph (decode-only, batch within the captured sizes)."""
@@ -308,8 +308,8 @@ class ScalarPricer:
         """True when this iteration's operators are launched one by one and the engine prices such launches."""
         return self.cm.engine.eager.launch_s > 0 and not self._graphed(pt, d)
 
-    def _op_time(self, i: int, x: list[float], tokens: list[float], eager: bool) -> float:
-        """Seconds of operator ``i`` (zero when inactive)."""
+    def _op_time(self, i: int, x: list[float], tokens: list[float] | None, eager: bool) -> float:
+        """Seconds of operator ``i`` (zero when inactive); ``tokens``: the GEMMs' token counts (None when no GEMM)."""
         kind = self.kinds[i]
         active = x[self.active[i]] > 0
         kernels = self.kernels[i] * active
@@ -418,14 +418,15 @@ def _partial(terms: list[tuple[int, float]], x: list[float]):
     if affine is not None:
         head, coefficient = affine
         return lambda c: head + coefficient * c
-    head = _combine(terms[:n], x) if n else None
+    first = _combine(terms[:n], x) if n else None
     rest = [(j == _CTX, c if j == _CTX else c * x[j]) for j, c in terms[n:]]
 
     def combine(c: float) -> float:
-        out = head
+        out = first
         for on_ctx, v in rest:
             term = v * c if on_ctx else v
             out = term if out is None else out + term
+        assert out is not None  # (rest holds at least the context's term)
         return out
     return combine
 

@@ -139,7 +139,8 @@ class DecodeBatch:
             gaps.add_many([later - earlier for earlier, later in zip(ends_s, ends_s[1:])], b)
         self.step += k
         self.last_end_s = ends_s[-1]
-        heap, members, done = self.finishes, self.members, []
+        heap, members = self.finishes, self.members
+        done: list[int] = []
         while heap and heap[0][0] <= self.step:
             finish, r = heapq.heappop(heap)
             m = members.get(r)

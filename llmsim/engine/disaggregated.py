@@ -60,7 +60,6 @@ class DisaggregatedSimulation(Simulation):
         else:
             hooks["on_finish"] = self._on_decode_finish
         rep = super()._build(i, setup, fast_forward, **hooks)
-        rep.role = setup.role
         rep.outside_changes = True  # hand-offs join decode batches and transfers free prefill blocks
         return rep
 

@@ -6,6 +6,8 @@ losslessly in narrower columns once full (no buffer doubling), and gaps are merg
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 ITERATION_COLUMNS = ("replica", "start_s", "end_s", "prefill_tokens", "prefill_chunks", "decode_seqs",
@@ -72,8 +74,8 @@ class IterationLog:
         if self._fill == self.BLOCK_ROWS:
             self._seal()
 
-    def append(self, **columns: np.ndarray | float | int) -> None:
-        """Append one or more rows; array arguments must share a length, scalars are broadcast."""
+    def append(self, **columns: Any) -> None:
+        """Append one or more rows; array or sequence arguments must share a length, scalars are broadcast."""
         n = max((np.size(v) for v in columns.values()), default=1)
         if self._fill + n < self.BLOCK_ROWS:  # the common case: write straight into the open block
             rows = self._block[self._fill: self._fill + n]

@@ -32,6 +32,7 @@ import simpy
 
 from llmsim.costmodel.roofline import CostModel
 from llmsim.engine.kv_cache import blocks_for
+from llmsim.engine.events import SimEnvironment
 from llmsim.engine.records import GapRecorder, IterationLog
 from llmsim.engine.requests import FINISHED, WAITING
 from llmsim.engine.schedulers.base import BatchScheduler
@@ -44,11 +45,12 @@ MAX_SPAN_ITERATIONS = 4096  # longest fast-forward span priced in one call (boun
 class Replica:
     """One model instance: a scheduler, a KV pool and the cost model, driven by a SimPy process."""
 
-    def __init__(self, env: simpy.Environment, index: int, cost: CostModel, scheduler: BatchScheduler,
+    def __init__(self, env: SimEnvironment, index: int, cost: CostModel, scheduler: BatchScheduler,
                  state: ReplicaState, iterations: IterationLog, gaps: GapRecorder, *, max_context_tokens: int,
                  fast_forward: bool = True, on_finish: Callable[[int, int], None] | None = None,
                  on_prefilled: Callable[[int, int], bool] | None = None,
-                 speculative: SpeculativeDecoder | None = None) -> None:
+                 speculative: SpeculativeDecoder | None = None, role: str = "mixed") -> None:
+        self.role = role  # "mixed", or in disaggregated serving "prefill" or "decode"
         self.env, self.index, self.cost, self.scheduler, self.state = env, index, cost, scheduler, state
         self.speculative = speculative  # decode by speculative rounds (None: one token per iteration)
         self.iterations, self.gaps = iterations, gaps
@@ -97,10 +99,11 @@ class Replica:
     def notify(self) -> None:
         """Wake the replica if it sleeps idle; inside an open fast-forward span, end the span at the first iteration
         boundary at or after now (the replica then resumes there, once)."""
-        if self._sleep is not None:
-            i = bisect.bisect_left(self._span[0], self.env.now)
+        if self._sleep is not None and self._span is not None:  # (an open span has both)
+            ends = self._span[0]
+            i = bisect.bisect_left(ends, self.env.now)
             if i < self._span_last:
-                self._sleep = self.env.reschedule(self.process, self._sleep, self._span[0][i])
+                self._sleep = self.env.reschedule(self.process, self._sleep, ends[i])
                 self._span_last = i
         elif self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
@@ -177,7 +180,8 @@ class Replica:
         decodes, chunks = plan.decodes, float(len(plan.chunks))
         if self.speculative is None or decodes.size == 0:
             d = decodes.size  # with plain decoding, the decode batch's members
-            ctx = float(self.state.batch.context_tokens) if d else 0.0
+            batch = self.state.batch
+            ctx = float(batch.context_tokens) if d and batch is not None else 0.0
             return (pre_tokens, chunks, pairs, kv_tokens, float(d), ctx, float(completes + d)), None
         rnd = self.speculative.plan_round(t.kv_len, t.generated, t.output, decodes)
         return (pre_tokens + rnd.verify_tokens, chunks + decodes.size, pairs + rnd.verify_attn_pairs,
@@ -209,7 +213,9 @@ class Replica:
 
     def _apply_decodes(self, ends: list[float]) -> None:
         """Advance the decode batch by ``len(ends)`` iterations ending at ``ends`` (plain decoding)."""
-        done = self.state.batch.advance(ends, self.gaps)
+        batch = self.state.batch
+        assert batch is not None  # (plain decoding)
+        done = batch.advance(ends, self.gaps)
         if len(done) > 1:  # finish in admission order, as the scheduler lists them
             done.sort(key=self.state.running.index)
         for r in done:
@@ -250,6 +256,7 @@ class Replica:
         """Run up to k identical-batch decode iterations in one sleep (see module docstring); a ``closed`` span
         is not cut by submissions."""
         batch, kv = self.state.batch, self.state.kv
+        assert batch is not None  # (plain decoding)
         b = ids.size
         k = min(batch.steps_to_first_finish(), self._span_cap)
         if not closed and self.next_change_s is not None and self._decode_s > 0:

@@ -7,58 +7,21 @@ boundaries at the same instant); the router picks a replica; each replica is a S
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-import simpy
-from simpy.core import NORMAL, URGENT
-from simpy.events import Event
+from simpy.core import URGENT
 
 from llmsim.costmodel.roofline import CostModel
 from llmsim.engine.kv_cache import KVBlockPool, PrefixCache, chain_keys
+from llmsim.engine.events import SimEnvironment
 from llmsim.engine.records import GapRecorder, IterationLog
 from llmsim.engine.replica import Replica
 from llmsim.engine.requests import REJECTED, RequestTable
 from llmsim.engine.schedulers.base import BatchScheduler
 from llmsim.engine.speculative import SpeculativeDecoder
 from llmsim.engine.state import ReplicaState
-
-
-class SimEnvironment(simpy.Environment):
-    """SimPy's environment plus events at an absolute time.
-
-    ``env.timeout(t - env.now)`` lands at ``now + (t - now)``, which floating point does not always round back
-    to ``t``. Replicas advance their clocks by exact sums of iteration times, so they wake at exactly those
-    sums with :meth:`at`; the simulated clock then never depends on how many iterations one sleep covered.
-    """
-
-    def at(self, time: float, priority: int = NORMAL) -> Event:
-        """An event that fires at absolute ``time`` (>= now), ordered by ``priority`` among equal times."""
-        event = Event(self)
-        event._ok, event._value = True, None  # a pre-triggered event, like simpy.Timeout
-        heapq.heappush(self._queue, (max(float(time), self._now), priority, next(self._eid), event))
-        return event
-
-    def reschedule(self, process: simpy.Process, waiting_on: Event, time: float) -> Event:
-        """Resume ``process``, now waiting on ``waiting_on`` (an event of :meth:`at`), at ``time`` instead; returns
-        the new event. The process's resume callback moves to a new event, as ``Process.interrupt`` does in SimPy;
-        ``waiting_on`` still fires, with nobody waiting."""
-        waiting_on.callbacks.remove(process._resume)
-        event = self.at(time)
-        event.callbacks.append(process._resume)
-        process._target = event
-        return event
-
-
-class UrgentTimeout(Event):
-    """A timeout processed before NORMAL events of the same instant (SimPy's ``Timeout`` at URGENT)."""
-
-    def __init__(self, env: simpy.Environment, delay: float) -> None:
-        super().__init__(env)
-        self._ok, self._value = True, None
-        env.schedule(self, URGENT, delay)
 
 
 @dataclass(frozen=True)
@@ -134,7 +97,7 @@ class Simulation:
                              lookahead_tokens=0 if spec is None else spec.lookahead_tokens)
         return Replica(self.env, i, setup.cost, setup.scheduler, state, self.iterations, self.gaps,
                        max_context_tokens=setup.max_context_tokens, fast_forward=fast_forward, speculative=spec,
-                       **hooks)
+                       role=setup.role, **hooks)
 
     def _arrivals(self):
         arrival = self.table.arrival_s
@@ -170,7 +133,7 @@ class Simulation:
 
     @staticmethod
     def _replica_facts(rep: Replica) -> dict:
-        return {"index": rep.index, "role": getattr(rep, "role", "mixed"), "kv_blocks": rep.state.kv.total,
+        return {"index": rep.index, "role": rep.role, "kv_blocks": rep.state.kv.total,
                 "block_size": rep.state.kv.block_size, "gpus": rep.cost.parallelism.num_gpus,
                 "hardware": rep.cost.gpu.name, "price_per_hour_usd": rep.cost.gpu.price_per_hour_usd,
                 "preemptions": rep.state.preemption_count}

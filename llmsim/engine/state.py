@@ -99,10 +99,12 @@ class ReplicaState:
     def admission_cost(self, r: int) -> tuple[int, int]:
         """(tokens to prefill after prefix-cache hits, blocks the admission needs)."""
         m, revive = self._prefix_match(r)
-        cached = m * (self.kv.prefix_cache.unit_tokens if m else 0)
         target = int(self.table.prefill_target[r])
-        own = int(blocks_for(target, self.kv.block_size)) - (m * self.kv.prefix_cache.unit_blocks if m else 0)
-        return target - cached, own + revive
+        own = int(blocks_for(target, self.kv.block_size))
+        cache = self.kv.prefix_cache
+        if m and cache is not None:  # (a prefix match implies a cache)
+            return target - m * cache.unit_tokens, own - m * cache.unit_blocks + revive
+        return target, own + revive
 
     def can_admit(self, r: int) -> bool:
         """True when the KV cache has blocks for everything ``r`` must prefill."""
@@ -114,16 +116,16 @@ class ReplicaState:
         t, kv = self.table, self.kv
         m, _ = self._prefix_match(r)
         cached = 0
-        if m:
-            cache = kv.prefix_cache
+        cache = kv.prefix_cache
+        if m and cache is not None and self.prefix_keys is not None:  # (a prefix match implies both)
             keys = [int(k) for k in self.prefix_keys[r][:m]]
             for key in keys:
                 kv.used += cache.reference(key)
             self.held_units[r] = keys
             cached = m * cache.unit_tokens
-        if kv.prefix_cache is not None and self.prefix_keys is not None:
-            kv.prefix_cache.lookup_tokens += int(t.prompt[r])
-            kv.prefix_cache.hit_tokens += cached
+        if cache is not None and self.prefix_keys is not None:
+            cache.lookup_tokens += int(t.prompt[r])
+            cache.hit_tokens += cached
         own = int(blocks_for(int(t.prefill_target[r]), kv.block_size)) - (cached // kv.block_size)
         kv.allocate(own)
         t.blocks[r] = own
@@ -165,8 +167,10 @@ class ReplicaState:
         t, kv = self.table, self.kv
         kv.release(int(t.blocks[r]))
         t.blocks[r] = 0
-        for key in self.held_units.pop(r, ()):
-            kv.release(kv.prefix_cache.unreference(key))
+        held = self.held_units.pop(r, None)
+        if held and kv.prefix_cache is not None:  # (held units imply a cache)
+            for key in held:
+                kv.release(kv.prefix_cache.unreference(key))
 
     def reject(self, r: int, reason: str) -> None:
         """Drop waiting request ``r`` for good (it can no longer be served here), recording why."""
@@ -222,6 +226,7 @@ class ReplicaState:
     def _reserve_batch_slots(self) -> np.ndarray:
         """:meth:`reserve_decode_slots` for the decode batch (every member decodes; blocks counted by residue)."""
         batch, kv = self.batch, self.kv
+        assert batch is not None  # (plain decoding)
         total = batch.blocks_needed()
         if total > kv.free:
             needs = {r for r in batch.members if batch.needs_block(r)}
@@ -251,7 +256,7 @@ class ReplicaState:
         t, bs = self.table, self.kv.block_size
         tokens = t.kv_len[ids] + np.minimum(self.lookahead_tokens + 1, t.output[ids] - t.generated[ids])
         held = t.blocks[ids].copy()
-        if self.held_units:
+        if self.held_units and self.kv.prefix_cache is not None:  # (held units imply a cache)
             unit = self.kv.prefix_cache.unit_blocks
             held += np.array([len(self.held_units.get(int(r), ())) * unit for r in ids], dtype=np.int64)
         return np.maximum(blocks_for(tokens, bs) - held, 0)

@@ -17,6 +17,8 @@ class BatchScheduler(Protocol):
     arrival, a request it could never serve (return None to accept).
     """
 
+    max_num_seqs: int  # the most sequences one iteration may hold
+
     def plan_iteration(self, state: ReplicaState, now_s: float) -> IterationPlan: ...
 
     def rejection_reason(self, prompt_tokens: int, output_tokens: int) -> str | None: ...

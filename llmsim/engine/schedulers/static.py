@@ -22,7 +22,7 @@ class StaticScheduler:
     def plan_iteration(self, state: ReplicaState, now_s: float) -> IterationPlan:
         """Admit a new batch when idle, else decode the current batch."""
         if not state.running:
-            chunks = []
+            chunks: list[tuple[int, int]] = []
             while state.waiting and len(chunks) < self.max_num_seqs and state.can_admit(state.waiting[0]):
                 r = state.waiting.popleft()
                 chunks.append((r, state.admit(r, now_s)))
