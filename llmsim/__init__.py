@@ -14,9 +14,15 @@ Reading guide, in the direction data flows:
    ``replica.py`` (the iteration loop, fast-forward), ``routers/``, ``simulation.py``, ``disaggregated.py``.
 5. ``metrics.py`` (per-request latencies, summary), ``scenario.py`` (YAML -> objects), ``api.py``
    (``run``), ``compare.py``, ``cli.py`` (the command line, a thin layer over the API).
+
+``native.py`` decides, at import, whether the hot engine modules run compiled (mypyc) or as Python.
 """
 
 from __future__ import annotations
+
+from llmsim import native
+
+native.install()  # before any engine module is imported
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "run", "load_scenario"]

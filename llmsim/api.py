@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from llmsim import __version__
+from llmsim import __version__, native
 from llmsim.costmodel.batch import BatchFeatures
 from llmsim.costmodel.memory import MemoryPlan, plan_memory
 from llmsim.costmodel.roofline import CostModel, time_by_operator
@@ -94,7 +94,8 @@ def run(scenario: Scenario | str | Path | Mapping[str, Any], overrides: Sequence
     info = {"llmsim_version": __version__, "scenario_source": sc.source, "seed": sc.seed,
             "calibration": sc.calibration_source, "engine_profile": sc.engine.name,
             "wall_time_s": time.perf_counter() - wall0, "simulation_wall_time_s": sim_wall,
-            "python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__}
+            "python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
+            "build": native.BUILD}
     return RunResult(sc, requests, iterations, summary, itl_frame(raw), info)
 
 

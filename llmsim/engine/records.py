@@ -49,15 +49,14 @@ class IterationLog:
     steps and ``spec_tokens`` the output tokens the round produced (see ``llmsim.engine.speculative``).
 
     Rows are appended in the order replicas finish planning them; the consumer sorts by (replica, start).
-    Storage: the newest rows sit in a float64 row block of :data:`BLOCK_ROWS` rows (one row is 14 x 8 bytes);
+    Storage: the newest rows sit in a float64 row block of ``block_rows`` rows (one row is 14 x 8 bytes);
     a full block is sealed into one array per column, narrowed by :func:`narrow_column` (times keep float64,
     counts usually take 1-4 bytes). Values read back are exactly the float64 values appended.
     """
 
-    BLOCK_ROWS = 1 << 16
-
-    def __init__(self) -> None:
-        self._block = np.empty((self.BLOCK_ROWS, len(ITERATION_COLUMNS)))
+    def __init__(self, block_rows: int = 1 << 16) -> None:
+        self.block_rows = block_rows
+        self._block = np.empty((block_rows, len(ITERATION_COLUMNS)))
         self._fill = 0
         self._sealed: list[tuple[np.ndarray, ...]] = []
         self._sealed_rows = 0
@@ -71,13 +70,13 @@ class IterationLog:
         """Append one iteration; values in :data:`ITERATION_COLUMNS` order."""
         self._block[self._fill] = values
         self._fill += 1
-        if self._fill == self.BLOCK_ROWS:
+        if self._fill == self.block_rows:
             self._seal()
 
     def append(self, **columns: Any) -> None:
         """Append one or more rows; array or sequence arguments must share a length, scalars are broadcast."""
         n = max((np.size(v) for v in columns.values()), default=1)
-        if self._fill + n < self.BLOCK_ROWS:  # the common case: write straight into the open block
+        if self._fill + n < self.block_rows:  # the common case: write straight into the open block
             rows = self._block[self._fill: self._fill + n]
             for i, name in enumerate(ITERATION_COLUMNS):
                 rows[:, i] = columns[name]
@@ -93,7 +92,7 @@ class IterationLog:
         """Append a fast-forwarded decode span: ``len(end_s)`` iterations of ``decode_seqs`` sequences decoding
         one token each (every other column zero). The replica's hot path, hence its own method."""
         n = len(end_s)
-        if self._fill + n >= self.BLOCK_ROWS:
+        if self._fill + n >= self.block_rows:
             self.append(replica=replica, start_s=start_s, end_s=end_s, prefill_tokens=0.0, prefill_chunks=0,
                         decode_seqs=decode_seqs, decode_ctx_sum=decode_ctx_sum, kv_blocks_used=kv_blocks_used,
                         prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=decode_seqs, draft_s=0.0,
@@ -124,11 +123,11 @@ class IterationLog:
         """Copy the rows of ``block`` (shape (n, 14)) in, sealing every block that fills."""
         done = 0
         while done < block.shape[0]:
-            take = min(self.BLOCK_ROWS - self._fill, block.shape[0] - done)
+            take = min(self.block_rows - self._fill, block.shape[0] - done)
             self._block[self._fill: self._fill + take] = block[done: done + take]
             self._fill += take
             done += take
-            if self._fill == self.BLOCK_ROWS:
+            if self._fill == self.block_rows:
                 self._seal()
 
     def _seal(self) -> None:

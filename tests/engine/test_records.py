@@ -17,8 +17,9 @@ from llmsim.metrics import INTEGER_ITERATION_COLUMNS, iterations_frame
 WIDTH = len(ITERATION_COLUMNS)
 
 
-class SmallLog(IterationLog):
-    BLOCK_ROWS = 8
+def small_log() -> IterationLog:
+    """A log whose blocks seal every 8 rows."""
+    return IterationLog(block_rows=8)
 
 
 def random_rows(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -49,7 +50,7 @@ def test_narrow_column_is_lossless_and_narrow():
 
 def test_iteration_log_gives_back_every_value_bit_for_bit_across_blocks():
     rows = random_rows(np.random.default_rng(0), 101)
-    log = SmallLog()
+    log = small_log()
     at = 0
     for size in (1, 3, 1, 8, 20, 1, 5, 30, 1, 1, 30):  # single rows and spans, some crossing blocks
         block = rows[at: at + size]
@@ -78,7 +79,7 @@ def test_iterations_frame_matches_a_stable_sort_of_the_whole_log():
     rows[:, 0] = rng.integers(0, 3, 200)
     rows[:, 1] = rng.integers(0, 20, 200) * 0.25  # ties in (replica, start) keep append order
     rows[:, 11] = 0.0
-    log = SmallLog()
+    log = small_log()
     for row in rows:
         log.add_row(*row.tolist())
     frame = iterations_frame(RawResult(table=None, iterations=log, gaps=GapRecorder()))
@@ -144,7 +145,7 @@ def test_operator_time_priced_in_chunks_equals_one_call(name, monkeypatch):
 
 def test_append_decodes_is_append_with_the_other_columns_zero():
     """The replica's fast path for decode spans writes what the general append writes, across a block seal too."""
-    fast, general = SmallLog(), SmallLog()
+    fast, general = small_log(), small_log()
     rng = np.random.default_rng(3)
     for _ in range(40):
         n = int(rng.integers(1, 9))
