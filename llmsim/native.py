@@ -29,6 +29,7 @@ COMPILED_MODULES = (
     "llmsim.costmodel.scalar",
     "llmsim.engine.decode_batch",
     "llmsim.engine.disaggregated",
+    "llmsim.engine.events",
     "llmsim.engine.kv_cache",
     "llmsim.engine.records",
     "llmsim.engine.replica",

@@ -10,7 +10,7 @@ after another on the GPU).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from llmsim.costmodel.operators import (FEATURES, OperatorTable, Precision, buil
 from llmsim.specs.hardware import GpuSpec
 from llmsim.specs.model import ModelSpec
 from llmsim.specs.parallelism import Parallelism
+
+if TYPE_CHECKING:
+    from llmsim.costmodel.scalar import ScalarPricer
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,11 @@ class CostModel:
         object.__setattr__(self, "_plan", _EfficiencyPlan(self, table))
         from llmsim.costmodel.scalar import ScalarPricer
         object.__setattr__(self, "_scalar", ScalarPricer(self))
+
+    @property
+    def scalar_pricer(self) -> ScalarPricer:
+        """The pure-Python pricer behind :meth:`time_one` and :meth:`decode_times` (the simulator calls it directly)."""
+        return self._scalar
 
     @property
     def math_dtype(self) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 import simpy
 
 from llmsim.costmodel.roofline import CostModel
+from llmsim.costmodel.scalar import ScalarPricer
 from llmsim.engine.kv_cache import blocks_for
 from llmsim.engine.events import SimEnvironment
 from llmsim.engine.records import GapRecorder, IterationLog
@@ -52,6 +53,7 @@ class Replica:
                  speculative: SpeculativeDecoder | None = None, role: str = "mixed") -> None:
         self.role = role  # "mixed", or in disaggregated serving "prefill" or "decode"
         self.env, self.index, self.cost, self.scheduler, self.state = env, index, cost, scheduler, state
+        self.pricer: ScalarPricer = cost.scalar_pricer  # prices one iteration (or a decode span) in Python floats
         self.speculative = speculative  # decode by speculative rounds (None: one token per iteration)
         self.iterations, self.gaps = iterations, gaps
         self.max_context_tokens = max_context_tokens
@@ -149,7 +151,7 @@ class Replica:
         pre_tokens, chunks, pairs, kv_tokens, decode_seqs, ctx_sum, sampled = f
         draft_s = 0.0 if rnd is None else rnd.draft_s
         start = self.clock
-        end = start + (draft_s + self.cost.time_one(*f))
+        end = start + (draft_s + self.pricer(pre_tokens, chunks, pairs, kv_tokens, decode_seqs, ctx_sum, sampled))
         spec_seqs, spec_tokens = (0, 0) if rnd is None else (plan.decodes.size, int(rnd.produced.sum()))
         self.iterations.add_row(self.index, start, end, pre_tokens, chunks, decode_seqs, ctx_sum, self.state.kv.used,
                                 pairs, kv_tokens, sampled, draft_s, spec_seqs, spec_tokens)
@@ -276,7 +278,7 @@ class Replica:
         ctx0 = batch.context_tokens
         ctx = [float(ctx0 + b * j) for j in range(k)]
         # Python float additions in order, exactly as step-by-step simulation advances its clock.
-        ends = list(itertools.accumulate(self.cost.decode_times(b, ctx), initial=self.clock))
+        ends = list(itertools.accumulate(self.pricer.decode_times(float(b), ctx), initial=self.clock))
         del ends[0]
         self._span, used = (ends, cum_need), kv.used
         priced = k

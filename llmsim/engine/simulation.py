@@ -78,6 +78,7 @@ class Simulation:
                             if requests.prefix_block_hashes is not None else None)
         self.unit_tokens = requests.prefix_block_tokens
         self.replicas = [self._build(i, s, fast_forward) for i, s in enumerate(setups)]
+        self._arrival_s: list[float] = self.table.arrival_s.tolist()  # (read once per request: a list is faster)
         self._next = 0  # the next request to arrive
         if len(self.replicas) == 1:  # every arrival comes here: spans may look ahead to the next one
             self.replicas[0].next_change_s = self.next_arrival_s
@@ -85,7 +86,7 @@ class Simulation:
 
     def next_arrival_s(self) -> float:
         """When the next request not yet released arrives (s; inf when none is left)."""
-        return float(self.table.arrival_s[self._next]) if self._next < len(self.table) else float("inf")
+        return self._arrival_s[self._next] if self._next < len(self._arrival_s) else float("inf")
 
     def _build(self, i: int, setup: ReplicaSetup, fast_forward: bool, **hooks) -> Replica:
         cache = None
@@ -100,14 +101,14 @@ class Simulation:
                        role=setup.role, **hooks)
 
     def _arrivals(self):
-        arrival = self.table.arrival_s
-        for r in range(len(self.table)):
+        arrival, n = self._arrival_s, len(self._arrival_s)
+        for r in range(n):
             if arrival[r] > self.env.now:
                 yield self.env.at(arrival[r], URGENT)
             self._next = r + 1
             self.dispatch(r)
             if self.progress is not None and (r + 1) % 1000 == 0:
-                self.progress(r + 1, len(self.table))
+                self.progress(r + 1, n)
 
     def dispatch(self, r: int) -> None:
         """Route a newly arrived request, or reject it with the reason when it can never be served."""
