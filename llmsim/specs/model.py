@@ -311,15 +311,13 @@ def _spec_from_hf_dict(cfg: Mapping[str, Any], *, name: str, source: Path) -> Mo
         num_shared_experts=(1 if shared_width else 0),
         source=str(source),
     )
-    try:
-        spec = ModelSpec(**args)
-    except InputError as exc:
-        raise exc.located(source=source) from None
     if shared_width and moe_width and shared_width != moe_width:
         # A shared expert of a different width is modelled as ceil(width ratio) experts of the routed width.
-        ratio = -(-shared_width // moe_width)
-        spec = dataclasses.replace(spec, num_shared_experts=ratio)
-    return spec
+        args["num_shared_experts"] = -(-shared_width // moe_width)
+    try:
+        return ModelSpec(**args)
+    except InputError as exc:
+        raise exc.located(source=source) from None
 
 
 def _from_yaml(path: Path, chain: tuple[Path, ...] = ()) -> ModelSpec:
