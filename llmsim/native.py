@@ -33,6 +33,7 @@ COMPILED_MODULES = (
     "llmsim.engine.kv_cache",
     "llmsim.engine.records",
     "llmsim.engine.replica",
+    "llmsim.engine.requests",
     "llmsim.engine.routers.least_outstanding",
     "llmsim.engine.routers.round_robin",
     "llmsim.engine.schedulers.chunked",

@@ -39,6 +39,8 @@ class DisaggregatedSimulation(Simulation):
         self._src: dict[int, int] = {}  # request -> prefill instance it left
         self._setups = list(prefill) + list(decode)
         super().__init__(requests, self._setups, self._route, fast_forward=fast_forward, progress=progress)
+        self._prefill_pool, self._decode_pool = self.replicas[: self._n_prefill], self.replicas[self._n_prefill:]
+        self._smallest_decode_blocks = min(rep.state.kv.total for rep in self._decode_pool)
         self.link_free_s = [0.0 for _ in prefill]  # when each prefill instance's link finishes its queued transfers
         self.bandwidth, self.latency = link_bandwidth_bytes_per_s, link_latency_s
         self.kv_bytes_per_token = kv_bytes_per_token
@@ -66,20 +68,20 @@ class DisaggregatedSimulation(Simulation):
     @property
     def prefill_replicas(self) -> list[Replica]:
         """The prefill pool."""
-        return self.replicas[: self._n_prefill]
+        return self._prefill_pool
 
     @property
     def decode_replicas(self) -> list[Replica]:
         """The decode pool."""
-        return self.replicas[self._n_prefill:]
+        return self._decode_pool
 
     def _route(self, replicas: Sequence[Replica], r: int) -> int:
-        return least_outstanding(replicas[: self._n_prefill], r)
+        return least_outstanding(self._prefill_pool, r)
 
     def dispatch(self, r: int) -> None:
         """Reject what neither pool could ever hold; otherwise queue on a prefill instance."""
-        need = int(blocks_for(int(self.table.prompt[r] + self.table.output[r]), self.decode_replicas[0].state.kv.block_size))
-        smallest = min(rep.state.kv.total for rep in self.decode_replicas)
+        need = int(blocks_for(int(self.table.prompt[r] + self.table.output[r]), self._decode_pool[0].state.kv.block_size))
+        smallest = self._smallest_decode_blocks
         if need > smallest:
             self.table.status[r] = REJECTED
             self.table.reject_reason[r] = (f"prompt + output needs {need} KV blocks; a decode instance has {smallest}")

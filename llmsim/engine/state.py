@@ -14,7 +14,6 @@ slots); slots of rejected drafts stay allocated and are reused by the next round
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,7 +26,6 @@ NO_DECODES = np.zeros(0, dtype=np.int64)
 NO_DECODES.flags.writeable = False
 
 
-@dataclass
 class IterationPlan:
     """The next iteration: prompt chunks ``(request id, new tokens)`` and decoding request ids.
 
@@ -38,10 +36,17 @@ class IterationPlan:
     submitted meanwhile cannot join before the batch changes by itself, so the replica need not wake for them.
     """
 
-    chunks: list[tuple[int, int]] = field(default_factory=list)
-    decodes: np.ndarray = field(default_factory=lambda: NO_DECODES)
-    stable: bool = False
-    closed: bool = False  # requests submitted meanwhile cannot change these iterations (see above)
+    def __init__(self, chunks: list[tuple[int, int]] | None = None, decodes: np.ndarray = NO_DECODES,
+                 stable: bool = False, closed: bool = False) -> None:
+        # (a plain class: one is made per scheduling boundary, and a dataclass's generated __init__ costs more)
+        self.chunks: list[tuple[int, int]] = [] if chunks is None else chunks
+        self.decodes = decodes
+        self.stable = stable
+        self.closed = closed  # requests submitted meanwhile cannot change these iterations (see above)
+
+    def __repr__(self) -> str:
+        return (f"IterationPlan(chunks={self.chunks!r}, decodes={self.decodes!r}, stable={self.stable}, "
+                f"closed={self.closed})")
 
     @property
     def is_empty(self) -> bool:
