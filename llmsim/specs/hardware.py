@@ -143,7 +143,7 @@ def _from_mapping(data: dict[str, Any], *, source: Path) -> GpuSpec:
     fields["peak_flops_per_s"] = {k: _number(v, source, f"peak_flops_per_s.{k}", positive=True)
                                   for k, v in data["peak_flops_per_s"].items()}
     for key in ("memory_bytes", "memory_bandwidth_bytes_per_s", "l2_cache_bytes", "tdp_w", "price_per_hour_usd"):
-        if fields.get(key) is not None:
+        if fields.get(key) is not None or (key == "price_per_hour_usd" and key in fields):  # (a price has no 'unknown')
             fields[key] = _number(fields[key], source, key, positive=key != "price_per_hour_usd")
     for key in ("sm_count", "pcie_generation"):
         value = fields.get(key)

@@ -124,6 +124,7 @@ def test_model_yaml_naming_itself_as_base_is_a_clean_error(tmp_path):
 @example({**HARDWARE, "intra_node_link": {"kind": "nvlink", "latency_s": 1e-6}})  # TypeError text leaked
 @example({**HARDWARE, "sources": 5})                                              # tuple(5): TypeError text
 @example({**HARDWARE, "sm_count": "many"})                                        # accepted unchecked
+@example({**HARDWARE, "price_per_hour_usd": None})                               # None reached a comparison
 def test_mutated_hardware_yaml(data):
     _load_hardware_file(dump(data).encode())
 
