@@ -11,6 +11,7 @@ from llmsim import api
 from llmsim.costmodel.batch import BatchFeatures
 from llmsim.costmodel.roofline import time_by_operator
 from llmsim.engine.records import ITERATION_COLUMNS, GapRecorder, IterationLog, merge_pairs, narrow_column
+from llmsim.engine.requests import RequestTable
 from llmsim.engine.simulation import RawResult
 from llmsim.metrics import INTEGER_ITERATION_COLUMNS, iterations_frame
 
@@ -82,7 +83,8 @@ def test_iterations_frame_matches_a_stable_sort_of_the_whole_log():
     log = small_log()
     for row in rows:
         log.add_row(*row.tolist())
-    frame = iterations_frame(RawResult(table=None, iterations=log, gaps=GapRecorder()))
+    no_requests = RequestTable(np.zeros(0), np.zeros(0), np.zeros(0))  # (the iteration frame does not read them)
+    frame = iterations_frame(RawResult(table=no_requests, iterations=log, gaps=GapRecorder()))
     expected = pd.DataFrame(rows, columns=list(ITERATION_COLUMNS))
     for name in INTEGER_ITERATION_COLUMNS:
         expected[name] = expected[name].astype(np.int64)
