@@ -104,7 +104,8 @@ def install() -> str:
     global BUILD
     manifest_path = PACKAGE_DIR / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
-    digests = {m: source_digest(source_path(m)) for m in COMPILED_MODULES if source_path(m).is_file()}
+    digests = {} if manifest is None else {  # (nothing compiled: nothing to compare)
+        m: source_digest(source_path(m)) for m in COMPILED_MODULES if source_path(m).is_file()}
     why = decide(manifest, digests, pure_requested=os.environ.get("LLMSIM_PURE_PYTHON", "") not in ("", "0"),
                  library_loads=manifest is not None and _library_loads())
     if why is None:

@@ -146,7 +146,7 @@ class CostModel:
 
     def time_one(self, prefill_tokens: float, prefill_chunks: float, prefill_attn_pairs: float,
                  prefill_kv_tokens: float, decode_seqs: float, decode_ctx_tokens: float, sampled: float) -> float:
-        """Seconds of ONE iteration from its feature sums, in pure Python (the simulator's hot path).
+        """Seconds of ONE iteration from its feature sums, in pure Python (replicas call :attr:`scalar_pricer` itself).
 
         Bit-identical to :meth:`time_s` on the same features (the same operations in the same order; a
         property test checks it), and several times faster for a single iteration.
