@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Mapping
 
 #: Modules compiled by mypyc (setup.py reads this tuple): the event loop's per-iteration and per-request code.
+#: A class here may only subclass classes compiled with it: a compiled subclass of an interpreted class (such as
+#: ``simpy.Environment``) got a corrupt instance dict under CPython 3.11 (mypy 2.4.1), crashing or not depending on
+#: import order, so ``llmsim.engine.events`` stays interpreted (tests/test_native.py checks the rule).
 COMPILED_MODULES = (
     "llmsim.costmodel.scalar",
     "llmsim.engine.decode_batch",
     "llmsim.engine.disaggregated",
-    "llmsim.engine.events",
     "llmsim.engine.kv_cache",
     "llmsim.engine.records",
     "llmsim.engine.replica",
@@ -81,14 +83,27 @@ def decide(manifest: Mapping | None, digests: Mapping[str, str], *, pure_request
 
 
 class _SourceFinder(importlib.abc.MetaPathFinder):
-    """Loads the listed modules from their ``.py`` files, whatever extension module sits beside them."""
+    """Loads llmsim modules from their ``.py`` files, whatever extension module sits beside them: the ``forced``
+    ones (all of :data:`COMPILED_MODULES` when the sources run), and any other whose extension an older build left
+    behind (a module since dropped from the list: its leftover would import a library that no longer has it)."""
+
+    def __init__(self, forced: frozenset[str]) -> None:
+        self.forced = forced
 
     def find_spec(self, name, path=None, target=None):
-        if name not in COMPILED_MODULES:
+        if not name.startswith("llmsim."):
             return None
         source = source_path(name)
+        if name not in self.forced and (name in COMPILED_MODULES or not _leftover_extension(source)):
+            return None
         loader = importlib.machinery.SourceFileLoader(name, str(source))
         return importlib.util.spec_from_file_location(name, source, loader=loader)
+
+
+def _leftover_extension(source: Path) -> bool:
+    """True when an extension module sits beside ``source`` (``name.cpython-311-x86_64-linux-gnu.so`` etc.)."""
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    return source.is_file() and any(source.with_suffix(s).is_file() for s in suffixes)
 
 
 def _library_loads() -> bool:
@@ -108,11 +123,15 @@ def install() -> str:
         m: source_digest(source_path(m)) for m in COMPILED_MODULES if source_path(m).is_file()}
     why = decide(manifest, digests, pure_requested=os.environ.get("LLMSIM_PURE_PYTHON", "") not in ("", "0"),
                  library_loads=manifest is not None and _library_loads())
+    forced = frozenset() if why is None else frozenset(COMPILED_MODULES)
+    finder = next((f for f in sys.meta_path if isinstance(f, _SourceFinder)), None)
+    if finder is None:
+        sys.meta_path.insert(0, _SourceFinder(forced))
+    else:
+        finder.forced = forced
     if why is None:
         BUILD = "compiled (mypyc)"
         return BUILD
-    if not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _SourceFinder())
     if manifest is not None and why.startswith("llmsim."):
         warnings.warn(f"llmsim: running pure Python (slower): {why}", RuntimeWarning, stacklevel=2)
     BUILD = f"pure Python ({why})"

@@ -139,3 +139,41 @@ def test_pure_python_is_forced_by_the_environment_variable():
                          env={**os.environ, "LLMSIM_PURE_PYTHON": "1"}).stdout.splitlines()
     assert out[0] == "pure Python (LLMSIM_PURE_PYTHON is set)"
     assert out[1].endswith("replica.py")
+
+
+def test_compiled_classes_subclass_only_classes_compiled_with_them():
+    """A mypyc class deriving from an interpreted one (simpy.Environment) corrupted its instances' dicts."""
+    import ast
+    compiled_classes = set()
+    bases = {}
+    for module in native.COMPILED_MODULES:
+        for node in ast.walk(ast.parse(native.source_path(module).read_text())):
+            if isinstance(node, ast.ClassDef):
+                compiled_classes.add(node.name)
+                bases[f"{module}.{node.name}"] = [ast.unparse(b) for b in node.bases]
+    foreign = {cls: [b for b in bs if b.split(".")[-1] not in compiled_classes] for cls, bs in bases.items()}
+    assert not {cls: bs for cls, bs in foreign.items() if bs}
+
+
+@pytest.mark.parametrize("first", native.COMPILED_MODULES)
+def test_a_run_works_whichever_compiled_module_is_imported_first(first):
+    """The crash above depended on import order: import each compiled module first in a fresh interpreter."""
+    code = (f"import {first}, llmsim; r = llmsim.run('quickstart', ['workload.num_requests=20']); "
+            "print(len(r.requests))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "20"
+
+
+def test_an_extension_left_by_an_older_build_is_ignored(tmp_path):
+    """A module dropped from COMPILED_MODULES may keep its old extension beside it (an editable install does not
+    delete it); llmsim then loads its source, as the leftover would import a library without it."""
+    import importlib.machinery
+    source = tmp_path / "events.py"
+    source.write_text("")
+    assert not native._leftover_extension(source)
+    source.with_suffix(importlib.machinery.EXTENSION_SUFFIXES[0]).write_bytes(b"")
+    assert native._leftover_extension(source)
+    finder = native._SourceFinder(frozenset({"llmsim.engine.replica"}))
+    assert finder.find_spec("llmsim.engine.replica").origin.endswith("replica.py")
+    assert finder.find_spec("numpy") is None and finder.find_spec("llmsim.engine") is None
