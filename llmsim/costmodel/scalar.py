@@ -9,11 +9,12 @@ from __future__ import annotations
 from bisect import bisect_right
 from math import frexp
 from operator import itemgetter
+from typing import Callable
 
 import numpy as np
 
 from llmsim.costmodel.batch import BatchFeatures
-from llmsim.costmodel.efficiency import Curve, Table2D, plog2, plog2_scalar
+from llmsim.costmodel.efficiency import Curve, Table2D, plog2
 from llmsim.costmodel.operators import FEATURES, _touched_experts_scalar
 
 _NEW_TOKENS = FEATURES.index("new_tokens")
@@ -127,7 +128,7 @@ class ScalarPricer:
                 eff = _at(curve, (e - 1) + (2.0 * m - 1.0))
             elif table is not None:
                 d = x[seqs]
-                eff = table.at(_log2(d), _log2(x[_CTX] / max(d, 1.0)))
+                eff = _table_at(table, _log2(d), _log2(x[_CTX] / max(d, 1.0)))
             else:
                 eff = _at(curve, _log2(nbytes))
             if scale is not None:
@@ -185,11 +186,14 @@ class ScalarPricer:
         if len(ctx) >= VECTOR_SPAN_ITERATIONS:  # an unusual operator mix: the full vectorised pricing
             contexts = np.asarray(ctx, dtype=np.float64)
             return self.cm.time_s(BatchFeatures.decode_only(np.full(contexts.size, d), contexts)).tolist()
-        out = []
+        out: list[float] = []
         if attention is not None:  # the usual case: one operator depends on the context
+            head: float = prefix
+            once: Callable[[float], float] = attention
+            constants: list[float] = after
             for c in ctx:
-                gpu = prefix + attention(c)
-                for v in after:
+                gpu = head + once(c)
+                for v in constants:
                     gpu = gpu + v
                 out.append(gpu)
             return out
@@ -291,7 +295,7 @@ class ScalarPricer:
 
         def decode_attention_any(c: float) -> float:  # _op_time for the decode kind, Table2D efficiency
             flops, nbytes = flops_at(c), bytes_at(c)
-            eff = table.at(log2_d, _log2(c / d_floor))
+            eff = _table_at(table, log2_d, _log2(c / d_floor))
             if scale is not None:
                 eff = eff / scale
             time = max(flops / peak, nbytes / bw) / eff + launch
@@ -343,7 +347,7 @@ class ScalarPricer:
             table, d = kind[1], x[FEATURES.index("decode_seqs")]
             if isinstance(table, Table2D):
                 ctx_mean = x[FEATURES.index("decode_ctx_tokens")] / max(d, 1.0)
-                return table.at(_log2(d), _log2(ctx_mean))
+                return _table_at(table, _log2(d), _log2(ctx_mean))
             return _at(table, _log2(nbytes))
         if tag == "prefill":
             return _at(kind[1], _log2(flops / self.layers))
@@ -440,7 +444,13 @@ def _remember(memo: dict, key, value):
 
 
 def _log2(v: float) -> float:
-    return plog2_scalar(max(float(v), 1.0))
+    return _plog2(max(float(v), 1.0))
+
+
+def _plog2(x: float) -> float:
+    """:func:`~llmsim.costmodel.efficiency.plog2_scalar`, compiled with the pricer (the same operations)."""
+    m, e = frexp(x)
+    return (e - 1) + (2.0 * m - 1.0)
 
 
 def _at(curve, x: float) -> float:
@@ -448,4 +458,31 @@ def _at(curve, x: float) -> float:
         return 1.0
     if isinstance(curve, Table2D):  # a 2-D table used with one variable: its first column
         return Curve(curve.x_knots, curve.eff[:, 0]).at(x)
-    return curve.at(x)
+    knots, eff = curve._points
+    return _curve_at(knots, eff, x)
+
+
+def _curve_at(knots: list[float], eff: list[float], x: float) -> float:
+    """``Curve.at``, compiled with the pricer (the same clamping, bracket and interpolation, operation for
+    operation; see ``llmsim.costmodel.efficiency.bracket_scalar``)."""
+    if len(knots) == 1:
+        return eff[0]
+    x = min(max(x, knots[0]), knots[-1])
+    j = min(max(bisect_right(knots, x) - 1, 0), len(knots) - 2)
+    w = (x - knots[j]) / (knots[j + 1] - knots[j])
+    return eff[j] + w * (eff[j + 1] - eff[j])
+
+
+def _table_at(table: Table2D, x: float, y: float) -> float:
+    """``Table2D.at``, compiled with the pricer (the same operations)."""
+    ys, lower, upper, wx = table.rows_at(x)
+    if len(ys) == 1:
+        iy, wy = 0, 0.0
+    else:
+        y = min(max(y, ys[0]), ys[-1])
+        iy = min(max(bisect_right(ys, y) - 1, 0), len(ys) - 2)
+        wy = (y - ys[iy]) / (ys[iy + 1] - ys[iy])
+    jy = min(iy + 1, len(ys) - 1)
+    top = lower[iy] * (1 - wy) + lower[jy] * wy
+    bottom = upper[iy] * (1 - wy) + upper[jy] * wy
+    return top * (1 - wx) + bottom * wx

@@ -83,10 +83,10 @@ class DecodeBatch:
     def join(self, r: int) -> None:
         """``r`` starts decoding: its prompt is prefilled, its first token sampled (table columns current)."""
         t, step = self.table, self.step
-        kv_offset = int(t.kv_len[r]) - step
-        finish = step + int(t.output[r]) - int(t.generated[r])
-        last = float(t.last_token_s[r])
-        self.members[r] = (kv_offset, int(t.generated[r]) - step, step, int(t.blocks[r]), last, finish)
+        kv_offset = t.kv_len[r] - step
+        finish = step + t.output[r] - t.generated[r]
+        last = t.last_token_s[r]
+        self.members[r] = (kv_offset, t.generated[r] - step, step, t.blocks[r], last, finish)
         self.kv_offset_sum += kv_offset
         self.residues[kv_offset % self.block_size] += 1
         heapq.heappush(self.finishes, (finish, r))

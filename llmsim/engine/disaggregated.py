@@ -15,13 +15,14 @@ prefill time) remains after the prefill ends.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from typing import Callable, Sequence
 
 import numpy as np
 from simpy.core import URGENT
 
-from llmsim.engine.kv_cache import blocks_for
+from llmsim.engine.kv_cache import block_count
 from llmsim.engine.replica import Replica
 from llmsim.engine.requests import REJECTED, RUNNING
 from llmsim.engine.routers.least_outstanding import least_outstanding
@@ -52,9 +53,10 @@ class DisaggregatedSimulation(Simulation):
         for d, rep in enumerate(self.decode_replicas):
             rep.next_change_s = lambda d=d: self._next_change_s(d)
         n = len(self.table)
-        self.transfer_wait_s = np.full(n, np.nan)
-        self.transfer_s = np.full(n, np.nan)
-        self._handed_at = np.full(n, np.nan)
+        # Per request (s; NaN where none): waiting for the link, on the wire, and when its prefill handed it off
+        self.transfer_wait_s: list[float] = [math.nan] * n
+        self.transfer_s: list[float] = [math.nan] * n
+        self._handed_at: list[float] = [math.nan] * n
 
     def _build(self, i: int, setup: ReplicaSetup, fast_forward: bool, **hooks) -> Replica:
         if setup.role == "prefill":
@@ -80,7 +82,7 @@ class DisaggregatedSimulation(Simulation):
 
     def dispatch(self, r: int) -> None:
         """Reject what neither pool could ever hold; otherwise queue on a prefill instance."""
-        need = int(blocks_for(int(self.table.prompt[r] + self.table.output[r]), self._decode_pool[0].state.kv.block_size))
+        need = block_count(self.table.prompt[r] + self.table.output[r], self._decode_pool[0].state.kv.block_size)
         smallest = self._smallest_decode_blocks
         if need > smallest:
             self.table.status[r] = REJECTED
@@ -105,7 +107,7 @@ class DisaggregatedSimulation(Simulation):
         queue = self.pending[d]
         while queue:
             r = queue[0]
-            need = int(blocks_for(int(self.table.kv_len[r]), rep.state.kv.block_size))
+            need = block_count(self.table.kv_len[r], rep.state.kv.block_size)
             slots = len(rep.state.running) + self.reserved[d]
             if need > rep.kv_free_blocks() or slots >= rep.scheduler.max_num_seqs:
                 return
@@ -134,7 +136,7 @@ class DisaggregatedSimulation(Simulation):
         self.env.at(end, URGENT).callbacks.append(done)
 
     def _transfer_duration(self, src: int, r: int) -> float:
-        nbytes = float(self.table.kv_len[r]) * self.kv_bytes_per_token
+        nbytes = self.table.kv_len[r] * self.kv_bytes_per_token
         wire = nbytes / self.bandwidth
         if self.stream_layers:
             layers = self.prefill_replicas[src].cost.model.num_layers
@@ -169,5 +171,6 @@ class DisaggregatedSimulation(Simulation):
     def run(self) -> RawResult:
         """Run, then attach the transfer statistics to the raw result."""
         raw = super().run()
-        raw.transfers = {"transfer_wait_s": self.transfer_wait_s, "transfer_s": self.transfer_s}
+        raw.transfers = {"transfer_wait_s": np.array(self.transfer_wait_s, dtype=np.float64),
+                         "transfer_s": np.array(self.transfer_s, dtype=np.float64)}
         return raw

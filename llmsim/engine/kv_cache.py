@@ -21,6 +21,11 @@ def blocks_for(tokens: int | np.ndarray, block_size: int) -> int | np.ndarray:
     return -(-tokens // block_size)
 
 
+def block_count(tokens: int, block_size: int) -> int:
+    """:func:`blocks_for` of one count (the per-request hot path: plain ints, no numpy)."""
+    return -(-tokens // block_size)
+
+
 class PrefixCache:
     """Hash-chained prefix units kept in the KV cache (see module docstring)."""
 

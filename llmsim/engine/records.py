@@ -6,6 +6,7 @@ losslessly in narrower columns once full (no buffer doubling), and gaps are merg
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import numpy as np
@@ -49,15 +50,16 @@ class IterationLog:
     steps and ``spec_tokens`` the output tokens the round produced (see ``llmsim.engine.speculative``).
 
     Rows are appended in the order replicas finish planning them; the consumer sorts by (replica, start).
-    Storage: the newest rows sit in a float64 row block of ``block_rows`` rows (one row is 14 x 8 bytes);
-    a full block is sealed into one array per column, narrowed by :func:`narrow_column` (times keep float64,
-    counts usually take 1-4 bytes). Values read back are exactly the float64 values appended.
+    Storage: the newest rows sit in an open block of up to ``block_rows`` rows, a Python list of their values
+    (appending to it from compiled code costs a fraction of a numpy row write); a full block is sealed into one
+    float64 array per column, narrowed by :func:`narrow_column` (times keep float64, counts usually take 1-4
+    bytes). Values read back are exactly the float64 values appended (ints are converted when sealed).
     """
 
     def __init__(self, block_rows: int = 1 << 16) -> None:
         self.block_rows = block_rows
-        self._block = np.empty((block_rows, len(ITERATION_COLUMNS)))
-        self._fill = 0
+        self._open: list[float] = []  # the open block's rows, one after the other (14 values each)
+        self._fill = 0  # rows in the open block
         self._sealed: list[tuple[np.ndarray, ...]] = []
         self._sealed_rows = 0
 
@@ -68,7 +70,7 @@ class IterationLog:
 
     def add_row(self, *values: float) -> None:
         """Append one iteration; values in :data:`ITERATION_COLUMNS` order."""
-        self._block[self._fill] = values
+        self._open.extend(values)
         self._fill += 1
         if self._fill == self.block_rows:
             self._seal()
@@ -76,12 +78,6 @@ class IterationLog:
     def append(self, **columns: Any) -> None:
         """Append one or more rows; array or sequence arguments must share a length, scalars are broadcast."""
         n = max((np.size(v) for v in columns.values()), default=1)
-        if self._fill + n < self.block_rows:  # the common case: write straight into the open block
-            rows = self._block[self._fill: self._fill + n]
-            for i, name in enumerate(ITERATION_COLUMNS):
-                rows[:, i] = columns[name]
-            self._fill += n
-            return
         block = np.empty((n, len(ITERATION_COLUMNS)))
         for i, name in enumerate(ITERATION_COLUMNS):
             block[:, i] = columns[name]
@@ -98,25 +94,10 @@ class IterationLog:
                         prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=decode_seqs, draft_s=0.0,
                         spec_seqs=0, spec_tokens=0)
             return
-        if n <= 4:  # most spans are cut after a few iterations: a row write each is cheaper than column writes
-            row = [0.0] * len(ITERATION_COLUMNS)
-            row[_REPLICA] = replica
-            row[_DECODE_SEQS] = row[_SAMPLED] = decode_seqs
-            block = self._block
-            for j in range(n):
-                row[_START], row[_END], row[_DECODE_CTX], row[_KV_USED] = (
-                    start_s[j], end_s[j], decode_ctx_sum[j], kv_blocks_used[j])
-                block[self._fill + j] = row
-            self._fill += n
-            return
-        rows = self._block[self._fill: self._fill + n]
-        rows.fill(0.0)
-        rows[:, _REPLICA] = replica
-        rows[:, _START] = start_s
-        rows[:, _END] = end_s
-        rows[:, _DECODE_SEQS] = rows[:, _SAMPLED] = decode_seqs
-        rows[:, _DECODE_CTX] = decode_ctx_sum
-        rows[:, _KV_USED] = kv_blocks_used
+        rows = self._open
+        for j in range(n):
+            rows.extend((replica, start_s[j], end_s[j], 0.0, 0.0, decode_seqs, decode_ctx_sum[j], kv_blocks_used[j],
+                         0.0, 0.0, decode_seqs, 0.0, 0.0, 0.0))
         self._fill += n
 
     def _extend(self, block: np.ndarray) -> None:
@@ -124,7 +105,7 @@ class IterationLog:
         done = 0
         while done < block.shape[0]:
             take = min(self.block_rows - self._fill, block.shape[0] - done)
-            self._block[self._fill: self._fill + take] = block[done: done + take]
+            self._open.extend(block[done: done + take].ravel().tolist())
             self._fill += take
             done += take
             if self._fill == self.block_rows:
@@ -132,10 +113,16 @@ class IterationLog:
 
     def _seal(self) -> None:
         """Store the full row block as narrowed columns and reopen it empty."""
-        rows = self._block[: self._fill]
+        rows = self._open_rows()
         self._sealed.append(tuple(narrow_column(rows[:, i]) for i in range(rows.shape[1])))
         self._sealed_rows += self._fill
         self._fill = 0
+        self._open = []
+
+    def _open_rows(self) -> np.ndarray:
+        """The open block as a float64 array of shape (rows, 14)."""
+        # (array('d') converts a list of Python floats and ints several times faster than np.array, exactly)
+        return np.frombuffer(array("d", self._open), dtype=np.float64).reshape(self._fill, len(ITERATION_COLUMNS))
 
     def column(self, name: str) -> np.ndarray:
         """One column of every row recorded, as a new float64 array (in append order)."""
@@ -145,7 +132,7 @@ class IterationLog:
         for block in self._sealed:
             out[at: at + block[i].size] = block[i]
             at += block[i].size
-        out[at:] = self._block[: self._fill, i]
+        out[at:] = self._open[i::len(ITERATION_COLUMNS)]
         return out
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -154,7 +141,8 @@ class IterationLog:
 
     def nbytes(self) -> int:
         """Bytes the log holds (sealed columns and the open row block)."""
-        return self._block.nbytes + sum(c.nbytes for block in self._sealed for c in block)
+        return 32 * len(self._open) + sum(  # (open block: a pointer and a float object per value)
+            c.nbytes for block in self._sealed for c in block)
 
 
 class GapRecorder:
@@ -166,12 +154,11 @@ class GapRecorder:
     not of tokens. Merging only sums integer counts, so percentiles are exact and do not depend on when it ran.
     """
 
-    PENDING = 1 << 20
+    PENDING = 1 << 18
 
     def __init__(self) -> None:
-        self._values = np.empty(self.PENDING)
-        self._counts = np.empty(self.PENDING, dtype=np.int64)
-        self._size = 0
+        self._values: list[float] = []  # buffered gaps (s) and their counts, merged once PENDING are buffered
+        self._counts: list[int] = []
         self._gaps = np.zeros(0)
         self._totals = np.zeros(0, dtype=np.int64)
 
@@ -181,40 +168,38 @@ class GapRecorder:
         n = gaps.size
         if not n:
             return
-        if self._size + n > self._values.size:
+        counts = np.broadcast_to(np.asarray(weights, dtype=np.int64), (n,))
+        if len(self._values) + n > self.PENDING:
             self._flush()
-            if n > self._values.size:
-                counts = np.broadcast_to(np.asarray(weights, dtype=np.int64), (n,))
+            if n > self.PENDING:
                 self._merge(*merge_pairs(gaps, counts))
                 return
-        self._values[self._size: self._size + n] = gaps
-        self._counts[self._size: self._size + n] = weights
-        self._size += n
+        self._values.extend(gaps.tolist())
+        self._counts.extend(counts.tolist())
 
     def add_one(self, gap: float, weight: int = 1) -> None:
         """Record one gap (seconds) seen ``weight`` times (the common case of :meth:`add`, without array set-up)."""
-        if self._size == self._values.size:
+        if len(self._values) == self.PENDING:
             self._flush()
-        self._values[self._size] = gap
-        self._counts[self._size] = weight
-        self._size += 1
+        self._values.append(gap)
+        self._counts.append(weight)
 
     def add_many(self, gaps: list[float], weight: int) -> None:
         """Record each gap of ``gaps`` (seconds) ``weight`` times (:meth:`add` for a short list, without its array
         set-up)."""
         n = len(gaps)
-        if self._size + n > self._values.size:
+        if len(self._values) + n > self.PENDING:
             self.add(np.array(gaps), weight)
             return
-        self._values[self._size: self._size + n] = gaps
-        self._counts[self._size: self._size + n] = weight
-        self._size += n
+        self._values.extend(gaps)
+        self._counts.extend([weight] * n)
 
     def _flush(self) -> None:
         """Merge the buffered pairs into the table of distinct gaps."""
-        if self._size:
-            self._merge(*merge_pairs(self._values[: self._size], self._counts[: self._size]))
-            self._size = 0
+        if self._values:
+            self._merge(*merge_pairs(np.array(self._values, dtype=np.float64),
+                                     np.array(self._counts, dtype=np.int64)))
+            self._values, self._counts = [], []
 
     def _merge(self, gaps: np.ndarray, counts: np.ndarray) -> None:
         """Add sorted distinct ``gaps`` seen ``counts`` times to the table."""

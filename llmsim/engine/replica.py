@@ -32,7 +32,7 @@ import simpy
 
 from llmsim.costmodel.roofline import CostModel
 from llmsim.costmodel.scalar import ScalarPricer
-from llmsim.engine.kv_cache import blocks_for
+from llmsim.engine.kv_cache import block_count
 from llmsim.engine.events import SimEnvironment
 from llmsim.engine.records import GapRecorder, IterationLog
 from llmsim.engine.requests import FINISHED, WAITING
@@ -81,10 +81,10 @@ class Replica:
     def rejection_reason(self, r: int) -> str | None:
         """Why request ``r`` can never be served here (None if it can)."""
         t = self.state.table
-        prompt, output = int(t.prompt[r]), int(t.output[r])
+        prompt, output = t.prompt[r], t.output[r]
         if prompt + output > self.max_context_tokens:
             return f"prompt + output = {prompt + output} tokens exceeds the context window of {self.max_context_tokens}"
-        blocks = int(blocks_for(prompt + output, self.state.kv.block_size))
+        blocks = block_count(prompt + output, self.state.kv.block_size)
         if blocks > self.state.kv.total:
             return (f"prompt + output = {prompt + output} tokens needs {blocks} KV blocks; the replica has "
                     f"{self.state.kv.total}")
@@ -174,35 +174,36 @@ class Replica:
         pre_tokens = kv_tokens = pairs = 0.0  # sums of integers and half-integers: exact in any order
         completes = 0
         for r, c in plan.chunks:
-            prior = int(t.prefilled[r])
+            prior = t.prefilled[r]
             pre_tokens += c
             kv_tokens += prior + c
             pairs += c * (prior + (c + 1) / 2)
-            completes += prior + c >= int(t.prefill_target[r])
+            completes += prior + c >= t.prefill_target[r]
         decodes, chunks = plan.decodes, float(len(plan.chunks))
         if self.speculative is None or decodes.size == 0:
             d = decodes.size  # with plain decoding, the decode batch's members
             batch = self.state.batch
             ctx = float(batch.context_tokens) if d and batch is not None else 0.0
             return (pre_tokens, chunks, pairs, kv_tokens, float(d), ctx, float(completes + d)), None
-        rnd = self.speculative.plan_round(t.kv_len, t.generated, t.output, decodes)
+        rnd = self.speculative.plan_round(t.gather(t.kv_len, decodes), t.gather(t.generated, decodes),
+                                          t.gather(t.output, decodes), decodes)
         return (pre_tokens + rnd.verify_tokens, chunks + decodes.size, pairs + rnd.verify_attn_pairs,
                 kv_tokens + rnd.verify_kv_tokens, 0.0, 0.0, completes + rnd.verify_tokens), rnd
 
     def _apply_chunks(self, chunks: list[tuple[int, int]], end: float) -> None:
         t = self.state.table
         for r, c in chunks:
-            prefilled = int(t.prefilled[r]) + c
+            prefilled = t.prefilled[r] + c
             t.prefilled[r] = prefilled
             t.kv_len[r] += c
-            if prefilled < int(t.prefill_target[r]):
+            if prefilled < t.prefill_target[r]:
                 continue
             self.state.prompt_complete(r)
             first = t.first_token_s[r]
             if first != first:  # NaN: no token yet
                 t.first_token_s[r] = end
             else:  # the first token after a recompute continues the stream: an inter-token gap
-                self.gaps.add(end - t.last_token_s[r])
+                self.gaps.add_one(end - t.last_token_s[r])
             t.generated[r] += 1
             t.last_token_s[r] = end
             self.state.cache_prompt(r)
@@ -227,15 +228,19 @@ class Replica:
         """Advance decoding requests ``ids`` by one speculative round ending at ``end``, ``produced[i]`` tokens
         each. ITL: one gap per request from its previous token; the round's other tokens come at gap 0."""
         t = self.state.table
-        self.gaps.add(end - t.last_token_s[ids])
+        self.gaps.add(end - np.array([t.last_token_s[r] for r in ids.tolist()]))
         extra = int(produced.sum()) - ids.size
         if extra:
             self.gaps.add(np.zeros(1), extra)
-        t.kv_len[ids] += produced
-        t.generated[ids] += produced
-        t.last_token_s[ids] = end
-        for r in ids[t.generated[ids] >= t.output[ids]]:
-            self._finish(int(r), end)
+        done: list[int] = []
+        for r, k in zip(ids.tolist(), produced.tolist()):
+            t.kv_len[r] += k
+            t.generated[r] += k
+            t.last_token_s[r] = end
+            if t.generated[r] >= t.output[r]:
+                done.append(r)
+        for r in done:
+            self._finish(r, end)
 
     def _finish(self, r: int, end: float) -> None:
         t = self.state.table

@@ -13,59 +13,54 @@ Token accounting for request ``r`` (see ``docs/glossary.md``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
 
 import numpy as np
 
 PENDING, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
 
 
-@dataclass
 class RequestTable:
-    """Columns of request state; ``n`` requests with ids ``0..n-1`` in arrival order."""
+    """Columns of request state; ``n`` requests with ids ``0..n-1`` in arrival order.
 
-    arrival_s: np.ndarray
-    prompt: np.ndarray
-    output: np.ndarray
-    status: np.ndarray = field(init=False)
-    replica: np.ndarray = field(init=False)
-    first_scheduled_s: np.ndarray = field(init=False)
-    first_token_s: np.ndarray = field(init=False)
-    finish_s: np.ndarray = field(init=False)
-    last_token_s: np.ndarray = field(init=False)
-    preemptions: np.ndarray = field(init=False)
-    generated: np.ndarray = field(init=False)
-    kv_len: np.ndarray = field(init=False)
-    prefill_target: np.ndarray = field(init=False)
-    prefilled: np.ndarray = field(init=False)
-    blocks: np.ndarray = field(init=False)
-    cached: np.ndarray = field(init=False)
-    cached_total: np.ndarray = field(init=False)
-    reject_reason: dict[int, str] = field(init=False, default_factory=dict)
+    While a run goes on the columns are Python lists (a replica reads and writes a few entries per request per
+    scheduling boundary, and a list entry costs a fraction of a numpy scalar access from compiled code); a
+    finished run hands them on as numpy arrays (:meth:`columns`). Times are seconds (NaN: not yet), counts tokens
+    or KV blocks.
+    """
 
-    def __post_init__(self) -> None:
-        n = len(self.arrival_s)
-        self.arrival_s = np.asarray(self.arrival_s, dtype=np.float64)
-        self.prompt = np.asarray(self.prompt, dtype=np.int64)
-        self.output = np.asarray(self.output, dtype=np.int64)
-        self.status = np.zeros(n, dtype=np.int8)
-        self.replica = np.full(n, -1, dtype=np.int32)
-        for name in ("first_scheduled_s", "first_token_s", "finish_s", "last_token_s"):
-            setattr(self, name, np.full(n, np.nan))
-        for name in ("preemptions", "generated", "kv_len", "prefilled", "blocks", "cached", "cached_total"):
-            setattr(self, name, np.zeros(n, dtype=np.int64))
-        self.prefill_target = self.prompt.copy()
+    def __init__(self, arrival_s: np.ndarray, prompt: np.ndarray, output: np.ndarray) -> None:
+        self.arrival_s: np.ndarray = np.asarray(arrival_s, dtype=np.float64)
+        n = int(self.arrival_s.shape[0])
+        self.prompt: list[int] = np.asarray(prompt, dtype=np.int64).tolist()
+        self.output: list[int] = np.asarray(output, dtype=np.int64).tolist()
+        self.status: list[int] = [PENDING] * n
+        self.replica: list[int] = [-1] * n
+        nan = math.nan
+        self.first_scheduled_s: list[float] = [nan] * n
+        self.first_token_s: list[float] = [nan] * n
+        self.finish_s: list[float] = [nan] * n
+        self.last_token_s: list[float] = [nan] * n
+        self.preemptions: list[int] = [0] * n
+        self.generated: list[int] = [0] * n
+        self.kv_len: list[int] = [0] * n
+        self.prefill_target: list[int] = list(self.prompt)
+        self.prefilled: list[int] = [0] * n
+        self.blocks: list[int] = [0] * n
+        self.cached: list[int] = [0] * n
+        self.cached_total: list[int] = [0] * n
+        self.reject_reason: dict[int, str] = {}
 
     def __len__(self) -> int:
-        return int(self.arrival_s.shape[0])
+        return len(self.prompt)
 
     def remaining_prefill(self, r: int) -> int:
         """Tokens of the current (re)admission still to prefill."""
-        return int(self.prefill_target[r] - self.prefilled[r])
+        return self.prefill_target[r] - self.prefilled[r]
 
     def is_decoding(self, r: int) -> bool:
         """True once the request's prefill is complete (it decodes one token per iteration it is in)."""
-        return bool(self.prefilled[r] >= self.prefill_target[r] and self.generated[r] > 0)
+        return self.prefilled[r] >= self.prefill_target[r] and self.generated[r] > 0
 
     def reset_for_recompute(self, r: int) -> None:
         """Preemption by recompute: forget the KV; readmission prefills prompt + generated tokens again."""
@@ -74,3 +69,38 @@ class RequestTable:
         self.cached[r] = 0
         self.prefill_target[r] = self.prompt[r] + self.generated[r]
         self.preemptions[r] += 1
+
+    def gather(self, column: list[int], ids: np.ndarray) -> np.ndarray:
+        """``column``'s entries for request ids ``ids``, as an int64 array."""
+        return np.array([column[r] for r in ids.tolist()], dtype=np.int64)
+
+    def columns(self) -> RequestColumns:
+        """The table as numpy arrays (what the metrics read once the run is over)."""
+        return RequestColumns(self)
+
+
+class RequestColumns:
+    """A finished run's :class:`RequestTable` as numpy arrays (same names; times float64 s, counts int64)."""
+
+    def __init__(self, table: RequestTable) -> None:
+        self.arrival_s = table.arrival_s
+        self.prompt = np.array(table.prompt, dtype=np.int64)
+        self.output = np.array(table.output, dtype=np.int64)
+        self.status = np.array(table.status, dtype=np.int8)
+        self.replica = np.array(table.replica, dtype=np.int32)
+        self.first_scheduled_s = np.array(table.first_scheduled_s, dtype=np.float64)
+        self.first_token_s = np.array(table.first_token_s, dtype=np.float64)
+        self.finish_s = np.array(table.finish_s, dtype=np.float64)
+        self.last_token_s = np.array(table.last_token_s, dtype=np.float64)
+        self.preemptions = np.array(table.preemptions, dtype=np.int64)
+        self.generated = np.array(table.generated, dtype=np.int64)
+        self.kv_len = np.array(table.kv_len, dtype=np.int64)
+        self.prefill_target = np.array(table.prefill_target, dtype=np.int64)
+        self.prefilled = np.array(table.prefilled, dtype=np.int64)
+        self.blocks = np.array(table.blocks, dtype=np.int64)
+        self.cached = np.array(table.cached, dtype=np.int64)
+        self.cached_total = np.array(table.cached_total, dtype=np.int64)
+        self.reject_reason = dict(table.reject_reason)
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.shape[0])

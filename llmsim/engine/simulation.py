@@ -18,7 +18,7 @@ from llmsim.engine.kv_cache import KVBlockPool, PrefixCache, chain_keys
 from llmsim.engine.events import SimEnvironment
 from llmsim.engine.records import GapRecorder, IterationLog
 from llmsim.engine.replica import Replica
-from llmsim.engine.requests import REJECTED, RequestTable
+from llmsim.engine.requests import REJECTED, RequestColumns, RequestTable
 from llmsim.engine.schedulers.base import BatchScheduler
 from llmsim.engine.speculative import SpeculativeDecoder
 from llmsim.engine.state import ReplicaState
@@ -50,9 +50,9 @@ class RequestsIn:
 
 @dataclass
 class RawResult:
-    """Everything a run recorded, before metrics: request table, iterations, gaps, per-replica facts."""
+    """Everything a run recorded, before metrics: request columns, iterations, gaps, per-replica facts."""
 
-    table: RequestTable
+    table: RequestColumns
     iterations: IterationLog
     gaps: GapRecorder
     replicas: list[dict] = field(default_factory=list)
@@ -129,7 +129,7 @@ class Simulation:
             cache = rep.state.kv.prefix_cache
             if cache is not None:
                 lookups, hits = lookups + cache.lookup_tokens, hits + cache.hit_tokens
-        return RawResult(self.table, self.iterations, self.gaps, replicas=[self._replica_facts(r) for r in self.replicas],
+        return RawResult(self.table.columns(), self.iterations, self.gaps, replicas=[self._replica_facts(r) for r in self.replicas],
                          prefix_lookup_tokens=lookups, prefix_hit_tokens=hits, prefix_caching=self.prefix_caching)
 
     @staticmethod

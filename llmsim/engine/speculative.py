@@ -314,10 +314,11 @@ class SpeculativeDecoder:
 
     def plan_round(self, kv_len: np.ndarray, generated: np.ndarray, output: np.ndarray,
                    ids: np.ndarray) -> Round:
-        """The round of decoding sequences ``ids`` (columns of the request table, indexed by ``ids``)."""
-        ctx = kv_len[ids].astype(np.float64)
-        proposed = np.minimum(self.config.num_speculative_tokens, output[ids] - generated[ids] - 1)
-        u = round_uniforms(self.key, ids, generated[ids])
+        """The round of decoding sequences ``ids``; ``kv_len``, ``generated`` and ``output`` are their request
+        table entries (int64 arrays aligned with ``ids``)."""
+        ctx = kv_len.astype(np.float64)
+        proposed = np.minimum(self.config.num_speculative_tokens, output - generated - 1)
+        u = round_uniforms(self.key, ids, generated)
         produced = accepted_drafts(u, self.acceptance[ids], proposed) + 1
         q = (proposed + 1).astype(np.float64)
         return Round(produced=produced.astype(np.int64), draft_s=self.draft_seconds(ctx, proposed),

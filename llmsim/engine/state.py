@@ -18,7 +18,7 @@ from collections import deque
 import numpy as np
 
 from llmsim.engine.decode_batch import DecodeBatch
-from llmsim.engine.kv_cache import KVBlockPool, blocks_for
+from llmsim.engine.kv_cache import KVBlockPool, block_count, blocks_for
 from llmsim.engine.requests import REJECTED, RUNNING, WAITING, RequestTable
 
 
@@ -84,8 +84,7 @@ class ReplicaState:
             self.joining.clear()
             return self.batch.ids()
         t = self.table
-        ids = np.fromiter(self.running, dtype=np.int64, count=len(self.running))
-        return ids[t.prefilled[ids] >= t.prefill_target[ids]]
+        return np.array([r for r in self.running if t.prefilled[r] >= t.prefill_target[r]], dtype=np.int64)
 
     def partial_prefills(self) -> list[int]:
         """Running requests part-way through their prompt, in admission order."""
@@ -97,15 +96,15 @@ class ReplicaState:
         if cache is None or self.prefix_keys is None:
             return 0, 0
         keys = self.prefix_keys[r]
-        m = cache.match(keys, int(self.table.prompt[r]))
+        m = cache.match(keys, self.table.prompt[r])
         revive = sum(cache.unit_blocks for k in keys[:m] if cache.refs[int(k)] == 0)
         return m, revive
 
     def admission_cost(self, r: int) -> tuple[int, int]:
         """(tokens to prefill after prefix-cache hits, blocks the admission needs)."""
         m, revive = self._prefix_match(r)
-        target = int(self.table.prefill_target[r])
-        own = int(blocks_for(target, self.kv.block_size))
+        target = self.table.prefill_target[r]
+        own = block_count(target, self.kv.block_size)
         cache = self.kv.prefix_cache
         if m and cache is not None:  # (a prefix match implies a cache)
             return target - m * cache.unit_tokens, own - m * cache.unit_blocks + revive
@@ -129,9 +128,9 @@ class ReplicaState:
             self.held_units[r] = keys
             cached = m * cache.unit_tokens
         if cache is not None and self.prefix_keys is not None:
-            cache.lookup_tokens += int(t.prompt[r])
+            cache.lookup_tokens += t.prompt[r]
             cache.hit_tokens += cached
-        own = int(blocks_for(int(t.prefill_target[r]), kv.block_size)) - (cached // kv.block_size)
+        own = block_count(t.prefill_target[r], kv.block_size) - (cached // kv.block_size)
         kv.allocate(own)
         t.blocks[r] = own
         t.prefilled[r] = cached
@@ -144,7 +143,7 @@ class ReplicaState:
             t.first_scheduled_s[r] = now_s
         self.running.append(r)
         self.prefilling.append(r)
-        return int(t.prefill_target[r]) - cached
+        return t.prefill_target[r] - cached
 
     def prompt_complete(self, r: int) -> None:
         """``r``'s last prompt chunk ran: it is no longer part-way through its prompt."""
@@ -162,7 +161,7 @@ class ReplicaState:
             return
         keys = self.prefix_keys[r]
         held = self.held_units.setdefault(r, [])
-        for key in keys[len(held): cache.cacheable_units(int(self.table.prompt[r]), len(keys))]:
+        for key in keys[len(held): cache.cacheable_units(self.table.prompt[r], len(keys))]:
             if cache.add(int(key)):
                 held.append(int(key))
                 self.table.blocks[r] -= cache.unit_blocks
@@ -170,7 +169,7 @@ class ReplicaState:
     def release(self, r: int) -> None:
         """Free every block ``r`` holds (its own, and its references to cached prefix units)."""
         t, kv = self.table, self.kv
-        kv.release(int(t.blocks[r]))
+        kv.release(t.blocks[r])
         t.blocks[r] = 0
         held = self.held_units.pop(r, None)
         if held and kv.prefix_cache is not None:  # (held units imply a cache)
@@ -216,7 +215,8 @@ class ReplicaState:
         total = int(need.sum())
         if total <= kv.free:  # the common case: every sequence gets its block, nobody is preempted
             kv.allocate(total)
-            t.blocks[ids] += need
+            for r, k in zip(ids.tolist(), need.tolist()):
+                t.blocks[r] += k
             return ids
         needs = dict(zip(ids.tolist(), need.tolist()))
         while total > kv.free and self.running:
@@ -225,7 +225,8 @@ class ReplicaState:
             total -= needs.pop(victim, 0)
         kept = np.array([r in needs for r in ids.tolist()], dtype=bool)
         kv.allocate(total)
-        t.blocks[ids[kept]] += need[kept]
+        for r, k in zip(ids[kept].tolist(), need[kept].tolist()):
+            t.blocks[r] += k
         return ids[kept]
 
     def _reserve_batch_slots(self) -> np.ndarray:
@@ -249,7 +250,7 @@ class ReplicaState:
             return len(decoding)
         ids = np.asarray(decoding, dtype=np.int64)
         t = self.table
-        return int(np.minimum(self.lookahead_tokens + 1, t.output[ids] - t.generated[ids]).sum())
+        return int(np.minimum(self.lookahead_tokens + 1, t.gather(t.output, ids) - t.gather(t.generated, ids)).sum())
 
     def slot_blocks(self, ids: np.ndarray) -> np.ndarray:
         """Blocks each decoding request in ``ids`` must add before its next speculative round (int64, >= 0).
@@ -259,8 +260,9 @@ class ReplicaState:
         batch: :meth:`DecodeBatch.blocks_needed`.)
         """
         t, bs = self.table, self.kv.block_size
-        tokens = t.kv_len[ids] + np.minimum(self.lookahead_tokens + 1, t.output[ids] - t.generated[ids])
-        held = t.blocks[ids].copy()
+        tokens = t.gather(t.kv_len, ids) + np.minimum(self.lookahead_tokens + 1,
+                                                      t.gather(t.output, ids) - t.gather(t.generated, ids))
+        held = t.gather(t.blocks, ids)
         if self.held_units and self.kv.prefix_cache is not None:  # (held units imply a cache)
             unit = self.kv.prefix_cache.unit_blocks
             held += np.array([len(self.held_units.get(int(r), ())) * unit for r in ids], dtype=np.int64)

@@ -83,7 +83,7 @@ def test_iterations_frame_matches_a_stable_sort_of_the_whole_log():
     log = small_log()
     for row in rows:
         log.add_row(*row.tolist())
-    no_requests = RequestTable(np.zeros(0), np.zeros(0), np.zeros(0))  # (the iteration frame does not read them)
+    no_requests = RequestTable(np.zeros(0), np.zeros(0), np.zeros(0)).columns()  # (the iteration frame does not read them)
     frame = iterations_frame(RawResult(table=no_requests, iterations=log, gaps=GapRecorder()))
     expected = pd.DataFrame(rows, columns=list(ITERATION_COLUMNS))
     for name in INTEGER_ITERATION_COLUMNS:
