@@ -6,7 +6,6 @@ where numpy's per-call overhead dominates. Every operation mirrors :meth:`CostMo
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from math import frexp
 from operator import itemgetter
 from typing import Callable
@@ -283,7 +282,7 @@ class ScalarPricer:
             def decode_attention(c: float) -> float:
                 m, e = frexp(max(c / d_floor, 1.0))
                 y = min(max((e - 1) + (2.0 * m - 1.0), y_first), y_last)
-                iy = min(max(bisect_right(ys, y) - 1, 0), i_last)
+                iy = min(max(_bisect_right(ys, y) - 1, 0), i_last)
                 wy = (y - ys[iy]) / (ys[iy + 1] - ys[iy])
                 top = lower[iy] * (1 - wy) + lower[iy + 1] * wy
                 bottom = upper[iy] * (1 - wy) + upper[iy + 1] * wy
@@ -468,9 +467,21 @@ def _curve_at(knots: list[float], eff: list[float], x: float) -> float:
     if len(knots) == 1:
         return eff[0]
     x = min(max(x, knots[0]), knots[-1])
-    j = min(max(bisect_right(knots, x) - 1, 0), len(knots) - 2)
+    j = min(max(_bisect_right(knots, x) - 1, 0), len(knots) - 2)
     w = (x - knots[j]) / (knots[j + 1] - knots[j])
     return eff[j] + w * (eff[j + 1] - eff[j])
+
+
+def _bisect_right(knots: list[float], x: float) -> int:
+    """``bisect.bisect_right(knots, x)`` for ascending float knots, compiled (no call through the C API)."""
+    lo, hi = 0, len(knots)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < knots[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _table_at(table: Table2D, x: float, y: float) -> float:
@@ -480,7 +491,7 @@ def _table_at(table: Table2D, x: float, y: float) -> float:
         iy, wy = 0, 0.0
     else:
         y = min(max(y, ys[0]), ys[-1])
-        iy = min(max(bisect_right(ys, y) - 1, 0), len(ys) - 2)
+        iy = min(max(_bisect_right(ys, y) - 1, 0), len(ys) - 2)
         wy = (y - ys[iy]) / (ys[iy + 1] - ys[iy])
     jy = min(iy + 1, len(ys) - 1)
     top = lower[iy] * (1 - wy) + lower[jy] * wy

@@ -6,7 +6,6 @@ losslessly in narrower columns once full (no buffer doubling), and gaps are merg
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
 import numpy as np
@@ -121,8 +120,9 @@ class IterationLog:
 
     def _open_rows(self) -> np.ndarray:
         """The open block as a float64 array of shape (rows, 14)."""
-        # (array('d') converts a list of Python floats and ints several times faster than np.array, exactly)
-        return np.frombuffer(array("d", self._open), dtype=np.float64).reshape(self._fill, len(ITERATION_COLUMNS))
+        # (np.fromiter converts a list of Python floats and ints about twice as fast as np.array, exactly)
+        return np.fromiter(self._open, dtype=np.float64, count=len(self._open)).reshape(self._fill,
+                                                                                     len(ITERATION_COLUMNS))
 
     def column(self, name: str) -> np.ndarray:
         """One column of every row recorded, as a new float64 array (in append order)."""

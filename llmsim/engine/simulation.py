@@ -129,7 +129,7 @@ class Simulation:
             cache = rep.state.kv.prefix_cache
             if cache is not None:
                 lookups, hits = lookups + cache.lookup_tokens, hits + cache.hit_tokens
-        return RawResult(self.table.columns(), self.iterations, self.gaps, replicas=[self._replica_facts(r) for r in self.replicas],
+        return RawResult(self.table.close(), self.iterations, self.gaps, replicas=[self._replica_facts(r) for r in self.replicas],
                          prefix_lookup_tokens=lookups, prefix_hit_tokens=hits, prefix_caching=self.prefix_caching)
 
     @staticmethod
