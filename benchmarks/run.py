@@ -112,11 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     if "D" in only:
         rows.append({"case": "D 50-point sweep of B", **sweep_row(n(100_000), rate, 50)})
     print_table(rows)
+    probe = cpu_probe_s()
+    print(f"CPU probe (a fixed pure-Python loop, best of 5): {probe:.3f} s; compare runs on machines of equal probe")
     record = {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "python": platform.python_version(),
-              "scale": args.scale, "rate_rps": rate, "rows": rows}
+              "cpu_probe_s": probe, "scale": args.scale, "rate_rps": rate, "rows": rows}
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
+
+
+def cpu_probe_s() -> float:
+    """Seconds a fixed pure-Python loop takes (best of 5): how fast this machine runs Python, so that tables
+    measured on different machines (cloud hosts of one name vary by 2x) can be told apart."""
+    import timeit
+    return min(timeit.repeat("sum(i * i for i in range(3_000_000))", number=1, repeat=5))
 
 
 def print_table(rows: list[dict]) -> None:

@@ -185,3 +185,17 @@ def test_add_many_is_add_of_a_list(monkeypatch):
         fast.add_many(gaps, weight)
         general.add(np.array(gaps), weight)
     assert [a.tolist() for a in fast.merged()] == [a.tolist() for a in general.merged()]
+
+
+def test_request_table_hands_its_lists_over_as_arrays_and_empties_them():
+    table = RequestTable(np.array([0.0, 0.5, 1.0]), np.array([10, 20, 30]), np.array([5, 6, 7]))
+    table.generated[1] = 4
+    table.first_token_s[2] = 1.25
+    table.reset_for_recompute(1)
+    table.reject_reason[0] = "too long"
+    columns = table.close()
+    assert columns.prefill_target.tolist() == [10, 24, 30] and columns.prefill_target.dtype == np.int64
+    assert columns.preemptions.tolist() == [0, 1, 0] and columns.status.dtype == np.int8
+    assert np.isnan(columns.first_token_s[:2]).all() and columns.first_token_s[2] == 1.25
+    assert columns.reject_reason == {0: "too long"} and len(columns) == 3
+    assert table.prompt == [] and table.generated == [] and table.first_token_s == []
