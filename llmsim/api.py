@@ -79,7 +79,6 @@ def run(scenario: Scenario | str | Path | Mapping[str, Any], overrides: Sequence
     wall0 = time.perf_counter()
     sim, pools = build_simulation(sc, trace, progress=progress)
     raw = sim.run()
-    del sim  # (its request table, a list per column, is no longer needed: raw holds it as arrays)
     sim_wall = time.perf_counter() - wall0
     requests, iterations = requests_frame(raw), iterations_frame(raw)
     summary = summarize(raw, requests, iterations, sc.slo)

@@ -29,6 +29,7 @@ from typing import Mapping
 #: ``simpy.Environment``) got a corrupt instance dict under CPython 3.11 (mypy 2.4.1), crashing or not depending on
 #: import order, so ``llmsim.engine.events`` stays interpreted (tests/test_native.py checks the rule).
 COMPILED_MODULES = (
+    "llmsim.costmodel.interp",
     "llmsim.costmodel.scalar",
     "llmsim.engine.decode_batch",
     "llmsim.engine.disaggregated",

@@ -10,7 +10,6 @@ hardware profile. Curves interpolate linearly between knots and hold their end v
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import yaml
 
+from llmsim.costmodel.interp import bracket_scalar, curve_at, rows_at_y
 from llmsim.errors import InputError, did_you_mean
 from llmsim.specs._yaml import read_yaml_mapping
 
@@ -59,10 +59,7 @@ class Curve:
     def at(self, x: float) -> float:
         """The curve at one point, in pure Python, bit-identical to ``__call__`` (same operations)."""
         knots, eff = self._points
-        if len(knots) == 1:
-            return eff[0]
-        j, w = bracket_scalar(knots, x)
-        return eff[j] + w * (eff[j + 1] - eff[j])
+        return curve_at(knots, eff, x)
 
     @property
     def knots_list(self) -> list[float]:
@@ -108,12 +105,7 @@ class Table2D:
 
     def at(self, x: float, y: float) -> float:
         """The table at one point, in pure Python, bit-identical to ``__call__``."""
-        ys, lower, upper, wx = self.rows_at(x)
-        iy, wy = bracket_scalar(ys, y)
-        jy = min(iy + 1, len(ys) - 1)
-        top = lower[iy] * (1 - wy) + lower[jy] * wy
-        bottom = upper[iy] * (1 - wy) + upper[jy] * wy
-        return top * (1 - wx) + bottom * wx
+        return rows_at_y(*self.rows_at(x), y)
 
     def rows_at(self, x: float) -> tuple[list[float], list[float], list[float], float]:
         """(y knots, the efficiency rows bracketing ``x``, the weight of the upper one): the table at ``x`` is
@@ -143,15 +135,6 @@ def _bracket(knots: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return i, w
 
 
-def bracket_scalar(knots: list[float], v: float) -> tuple[int, float]:
-    """Scalar twin of :func:`_bracket` (same clamping, index and weight arithmetic)."""
-    if len(knots) == 1:
-        return 0, 0.0
-    v = min(max(v, knots[0]), knots[-1])
-    i = min(max(bisect.bisect_right(knots, v) - 1, 0), len(knots) - 2)
-    return i, (v - knots[i]) / (knots[i + 1] - knots[i])
-
-
 def _cached_list(obj: object, name: str) -> list:
     """``getattr(obj, name).tolist()``, computed once per (frozen) object."""
     cache = obj.__dict__.setdefault("_lists", {})
@@ -167,12 +150,6 @@ def plog2(x: np.ndarray) -> np.ndarray:
     (``frexp``), so the scalar and vectorised pricing paths agree bit for bit on every platform.
     """
     m, e = np.frexp(np.asarray(x, dtype=np.float64))
-    return (e - 1) + (2.0 * m - 1.0)
-
-
-def plog2_scalar(x: float) -> float:
-    """Scalar twin of :func:`plog2`."""
-    m, e = math.frexp(x)
     return (e - 1) + (2.0 * m - 1.0)
 
 

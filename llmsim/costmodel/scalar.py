@@ -14,6 +14,7 @@ import numpy as np
 
 from llmsim.costmodel.batch import BatchFeatures
 from llmsim.costmodel.efficiency import Curve, Table2D, plog2
+from llmsim.costmodel.interp import bisect_right, curve_at, plog2_scalar, rows_at_y
 from llmsim.costmodel.operators import FEATURES, _touched_experts_scalar
 
 _NEW_TOKENS = FEATURES.index("new_tokens")
@@ -282,7 +283,7 @@ class ScalarPricer:
             def decode_attention(c: float) -> float:
                 m, e = frexp(max(c / d_floor, 1.0))
                 y = min(max((e - 1) + (2.0 * m - 1.0), y_first), y_last)
-                iy = min(max(_bisect_right(ys, y) - 1, 0), i_last)
+                iy = min(max(bisect_right(ys, y) - 1, 0), i_last)
                 wy = (y - ys[iy]) / (ys[iy + 1] - ys[iy])
                 top = lower[iy] * (1 - wy) + lower[iy + 1] * wy
                 bottom = upper[iy] * (1 - wy) + upper[iy + 1] * wy
@@ -443,13 +444,7 @@ def _remember(memo: dict, key, value):
 
 
 def _log2(v: float) -> float:
-    return _plog2(max(float(v), 1.0))
-
-
-def _plog2(x: float) -> float:
-    """:func:`~llmsim.costmodel.efficiency.plog2_scalar`, compiled with the pricer (the same operations)."""
-    m, e = frexp(x)
-    return (e - 1) + (2.0 * m - 1.0)
+    return plog2_scalar(max(float(v), 1.0))
 
 
 def _at(curve, x: float) -> float:
@@ -458,42 +453,10 @@ def _at(curve, x: float) -> float:
     if isinstance(curve, Table2D):  # a 2-D table used with one variable: its first column
         return Curve(curve.x_knots, curve.eff[:, 0]).at(x)
     knots, eff = curve._points
-    return _curve_at(knots, eff, x)
-
-
-def _curve_at(knots: list[float], eff: list[float], x: float) -> float:
-    """``Curve.at``, compiled with the pricer (the same clamping, bracket and interpolation, operation for
-    operation; see ``llmsim.costmodel.efficiency.bracket_scalar``)."""
-    if len(knots) == 1:
-        return eff[0]
-    x = min(max(x, knots[0]), knots[-1])
-    j = min(max(_bisect_right(knots, x) - 1, 0), len(knots) - 2)
-    w = (x - knots[j]) / (knots[j + 1] - knots[j])
-    return eff[j] + w * (eff[j + 1] - eff[j])
-
-
-def _bisect_right(knots: list[float], x: float) -> int:
-    """``bisect.bisect_right(knots, x)`` for ascending float knots, compiled (no call through the C API)."""
-    lo, hi = 0, len(knots)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if x < knots[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    return curve_at(knots, eff, x)
 
 
 def _table_at(table: Table2D, x: float, y: float) -> float:
-    """``Table2D.at``, compiled with the pricer (the same operations)."""
+    """``Table2D.at`` without its interpreted frame (its rows at ``x`` are memoized by the table)."""
     ys, lower, upper, wx = table.rows_at(x)
-    if len(ys) == 1:
-        iy, wy = 0, 0.0
-    else:
-        y = min(max(y, ys[0]), ys[-1])
-        iy = min(max(_bisect_right(ys, y) - 1, 0), len(ys) - 2)
-        wy = (y - ys[iy]) / (ys[iy + 1] - ys[iy])
-    jy = min(iy + 1, len(ys) - 1)
-    top = lower[iy] * (1 - wy) + lower[jy] * wy
-    bottom = upper[iy] * (1 - wy) + upper[jy] * wy
-    return top * (1 - wx) + bottom * wx
+    return rows_at_y(ys, lower, upper, wx, y)
