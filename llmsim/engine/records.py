@@ -58,20 +58,23 @@ class IterationLog:
     def __init__(self, block_rows: int = 1 << 16) -> None:
         self.block_rows = block_rows
         self._open: list[float] = []  # the open block's rows, one after the other (14 values each)
-        self._fill = 0  # rows in the open block
+        self._open_limit = block_rows * len(ITERATION_COLUMNS)  # values in a full open block
         self._sealed: list[tuple[np.ndarray, ...]] = []
         self._sealed_rows = 0
 
     @property
     def count(self) -> int:
         """Iterations recorded."""
-        return self._sealed_rows + self._fill
+        return self._sealed_rows + self._open_count()
+
+    def _open_count(self) -> int:
+        """Rows in the open block."""
+        return len(self._open) // len(ITERATION_COLUMNS)
 
     def add_row(self, *values: float) -> None:
         """Append one iteration; values in :data:`ITERATION_COLUMNS` order."""
         self._open.extend(values)
-        self._fill += 1
-        if self._fill == self.block_rows:
+        if len(self._open) == self._open_limit:
             self._seal()
 
     def append(self, **columns: Any) -> None:
@@ -87,7 +90,7 @@ class IterationLog:
         """Append a fast-forwarded decode span: ``len(end_s)`` iterations of ``decode_seqs`` sequences decoding
         one token each (every other column zero). The replica's hot path, hence its own method."""
         n = len(end_s)
-        if self._fill + n >= self.block_rows:
+        if self._open_count() + n >= self.block_rows:
             self.append(replica=replica, start_s=start_s, end_s=end_s, prefill_tokens=0.0, prefill_chunks=0,
                         decode_seqs=decode_seqs, decode_ctx_sum=decode_ctx_sum, kv_blocks_used=kv_blocks_used,
                         prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=decode_seqs, draft_s=0.0,
@@ -97,32 +100,28 @@ class IterationLog:
         for j in range(n):
             rows.extend((replica, start_s[j], end_s[j], 0.0, 0.0, decode_seqs, decode_ctx_sum[j], kv_blocks_used[j],
                          0.0, 0.0, decode_seqs, 0.0, 0.0, 0.0))
-        self._fill += n
 
     def _extend(self, block: np.ndarray) -> None:
         """Copy the rows of ``block`` (shape (n, 14)) in, sealing every block that fills."""
         done = 0
         while done < block.shape[0]:
-            take = min(self.block_rows - self._fill, block.shape[0] - done)
+            take = min(self.block_rows - self._open_count(), block.shape[0] - done)
             self._open.extend(block[done: done + take].ravel().tolist())
-            self._fill += take
             done += take
-            if self._fill == self.block_rows:
+            if len(self._open) == self._open_limit:
                 self._seal()
 
     def _seal(self) -> None:
         """Store the full row block as narrowed columns and reopen it empty."""
         rows = self._open_rows()
         self._sealed.append(tuple(narrow_column(rows[:, i]) for i in range(rows.shape[1])))
-        self._sealed_rows += self._fill
-        self._fill = 0
+        self._sealed_rows += rows.shape[0]
         self._open = []
 
     def _open_rows(self) -> np.ndarray:
         """The open block as a float64 array of shape (rows, 14)."""
         # (np.fromiter converts a list of Python floats and ints about twice as fast as np.array, exactly)
-        return np.fromiter(self._open, dtype=np.float64, count=len(self._open)).reshape(self._fill,
-                                                                                     len(ITERATION_COLUMNS))
+        return np.fromiter(self._open, dtype=np.float64, count=len(self._open)).reshape(-1, len(ITERATION_COLUMNS))
 
     def column(self, name: str) -> np.ndarray:
         """One column of every row recorded, as a new float64 array (in append order)."""
