@@ -66,14 +66,19 @@ def requests_frame(raw: RawResult) -> pd.DataFrame:
 def iterations_frame(raw: RawResult) -> pd.DataFrame:
     """One row per iteration, sorted by replica then start time (the order each replica ran them).
 
+    The log hands its rows back grouped by replica, each replica's in the order it appended them, which is its
+    start order (a replica runs one iteration at a time); that is checked, and a stable sort is the fallback.
     Built one column at a time (float64 times and features, int64 counts), so the log is never copied whole.
     """
     log = raw.iterations
-    order = np.lexsort((log.column("start_s"), log.column("replica")))  # stable: ties keep append order
+    replica, start = log.column("replica", np.int64), log.column("start_s")
+    with np.errstate(invalid="ignore"):
+        in_order = bool(np.all((start[1:] >= start[:-1]) | (replica[1:] != replica[:-1])))
+    order = None if in_order else np.lexsort((start, replica))  # stable: ties keep append order
     data = {}
     for name in ITERATION_COLUMNS:
-        values = log.column(name)[order]
-        data[name] = values.astype(np.int64) if name in INTEGER_ITERATION_COLUMNS else values
+        values = log.column(name, np.int64 if name in INTEGER_ITERATION_COLUMNS else np.float64)
+        data[name] = values if order is None else values[order]
     return pd.DataFrame(data, copy=False)
 
 

@@ -1,6 +1,6 @@
 """Records a run produces: one row per iteration, and the inter-token gaps of every request (compressed).
 
-Both stay bounded in memory on long runs: iterations are written into a fixed-size row block that is stored
+Both stay bounded in memory on long runs: each replica's iterations are written into a row block that is stored
 losslessly in narrower columns once full (no buffer doubling), and gaps are merged by exact value as they come.
 """
 
@@ -14,6 +14,7 @@ ITERATION_COLUMNS = ("replica", "start_s", "end_s", "prefill_tokens", "prefill_c
                      "decode_ctx_sum", "kv_blocks_used", "prefill_attn_pairs", "prefill_kv_tokens", "sampled",
                      "draft_s", "spec_seqs", "spec_tokens")
 
+_HEAD = 6  # values in a decode span's header (see _OpenRows)
 _REPLICA, _START, _END, _DECODE_SEQS, _DECODE_CTX, _KV_USED, _SAMPLED = (
     ITERATION_COLUMNS.index(name) for name in ("replica", "start_s", "end_s", "decode_seqs", "decode_ctx_sum",
                                                "kv_blocks_used", "sampled"))
@@ -40,6 +41,54 @@ def narrow_column(values: np.ndarray) -> np.ndarray:
     return values.copy()
 
 
+class _OpenRows:
+    """One replica's rows not yet sealed, kept compactly in Python lists (cheap to append to from compiled code).
+
+    A single iteration is its 14 values; a fast-forwarded decode span is a header (first row, iterations, start
+    (s), decoding sequences, context tokens and KV blocks at its start) plus one end time and one count of blocks
+    taken per iteration. Every other value of a span's rows is zero, or follows from the header.
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0  # rows held
+        self.single_at: list[int] = []  # row index of each single iteration
+        self.single_values: list[float] = []  # their values, 14 per row
+        self.span_head: list[float] = []  # 6 values per span (see the class docstring)
+        self.span_ends: list[float] = []  # every span iteration's end (s)
+        self.span_blocks: list[int] = []  # KV blocks each span iteration's predecessors took since the span began
+
+    def block(self, replica: int) -> np.ndarray:
+        """The rows as float64 columns, shape (14, rows)."""
+        cols = np.zeros((len(ITERATION_COLUMNS), self.rows))
+        m = len(self.single_at)
+        if m:
+            at = np.fromiter(self.single_at, dtype=np.int64, count=m)
+            cols[:, at] = np.fromiter(self.single_values, dtype=np.float64,
+                                      count=m * len(ITERATION_COLUMNS)).reshape(m, len(ITERATION_COLUMNS)).T
+        k = len(self.span_head) // _HEAD
+        if k:
+            head = np.fromiter(self.span_head, dtype=np.float64, count=k * _HEAD).reshape(k, _HEAD)
+            lengths = head[:, 1].astype(np.int64)
+            total = int(lengths.sum())
+            first = np.cumsum(lengths) - lengths  # where each span starts in the span lists
+            step = np.arange(total) - np.repeat(first, lengths)  # iteration index within its span
+            at = np.repeat(head[:, 0].astype(np.int64), lengths) + step
+            ends = np.fromiter(self.span_ends, dtype=np.float64, count=total)
+            starts = np.empty(total)
+            starts[1:] = ends[:-1]
+            starts[first] = head[:, 2]
+            seqs = np.repeat(head[:, 3].astype(np.int64), lengths)
+            cols[_REPLICA, at] = replica
+            cols[_START, at] = starts
+            cols[_END, at] = ends
+            cols[_DECODE_SEQS, at] = seqs
+            cols[_SAMPLED, at] = seqs
+            cols[_DECODE_CTX, at] = np.repeat(head[:, 4].astype(np.int64), lengths) + seqs * step
+            cols[_KV_USED, at] = (np.repeat(head[:, 5].astype(np.int64), lengths)
+                                  + np.fromiter(self.span_blocks, dtype=np.int64, count=total))
+        return cols
+
+
 class IterationLog:
     """Per-iteration rows: which replica, when, what it computed and how full its KV cache was.
 
@@ -48,90 +97,79 @@ class IterationLog:
     (``prefill_*`` columns, ``decode_seqs`` = 0); ``draft_s`` is the part of ``end_s - start_s`` spent in draft
     steps and ``spec_tokens`` the output tokens the round produced (see ``llmsim.engine.speculative``).
 
-    Rows are appended in the order replicas finish planning them; the consumer sorts by (replica, start).
-    Storage: the newest rows sit in an open block of up to ``block_rows`` rows, a Python list of their values
-    (appending to it from compiled code costs a fraction of a numpy row write); a full block is sealed into one
-    float64 array per column, narrowed by :func:`narrow_column` (times keep float64, counts usually take 1-4
-    bytes). Values read back are exactly the float64 values appended (ints are converted when sealed).
+    Rows are kept per replica, in the order that replica appended them (its start order, as a replica runs one
+    iteration at a time), and read back grouped by replica, lowest index first. Storage: each replica's newest
+    rows sit in an open block (:class:`_OpenRows`, Python lists: appending from compiled code costs a fraction
+    of a numpy row write, and a decode span costs no object per value); once it holds ``block_rows`` rows it
+    is sealed into one array per column, narrowed by :func:`narrow_column` (times keep float64, counts usually
+    take 1-4 bytes). Values read back are exactly the float64 values appended (ints are converted when sealed).
     """
 
     def __init__(self, block_rows: int = 1 << 16) -> None:
         self.block_rows = block_rows
-        self._open: list[float] = []  # the open block's rows, one after the other (14 values each)
-        self._open_limit = block_rows * len(ITERATION_COLUMNS)  # values in a full open block
-        self._sealed: list[tuple[np.ndarray, ...]] = []
-        self._sealed_rows = 0
+        self._open: dict[int, _OpenRows] = {}  # replica -> its open block
+        self._sealed: dict[int, list[tuple[np.ndarray, ...]]] = {}  # replica -> its sealed blocks, oldest first
+        self._rows = 0
 
     @property
     def count(self) -> int:
         """Iterations recorded."""
-        return self._sealed_rows + self._open_count()
+        return self._rows
 
-    def _open_count(self) -> int:
-        """Rows in the open block."""
-        return len(self._open) // len(ITERATION_COLUMNS)
+    def _open_block(self, replica: int) -> _OpenRows:
+        block = self._open.get(replica)
+        if block is None:
+            block = self._open[replica] = _OpenRows()
+        return block
 
     def add_row(self, *values: float) -> None:
-        """Append one iteration; values in :data:`ITERATION_COLUMNS` order."""
-        self._open.extend(values)
-        if len(self._open) == self._open_limit:
-            self._seal()
+        """Append one iteration; values in :data:`ITERATION_COLUMNS` order (the first is the replica's index)."""
+        replica = int(values[0])
+        block = self._open_block(replica)
+        block.single_at.append(block.rows)
+        block.single_values.extend(values)
+        block.rows += 1
+        self._rows += 1
+        if block.rows >= self.block_rows:
+            self._seal(replica)
 
-    def append(self, **columns: Any) -> None:
-        """Append one or more rows; array or sequence arguments must share a length, scalars are broadcast."""
-        n = max((np.size(v) for v in columns.values()), default=1)
-        block = np.empty((n, len(ITERATION_COLUMNS)))
-        for i, name in enumerate(ITERATION_COLUMNS):
-            block[:, i] = columns[name]
-        self._extend(block)
-
-    def append_decodes(self, replica: int, start_s: list[float], end_s: list[float], decode_seqs: int,
-                       decode_ctx_sum: list[float], kv_blocks_used: list[int]) -> None:
-        """Append a fast-forwarded decode span: ``len(end_s)`` iterations of ``decode_seqs`` sequences decoding
-        one token each (every other column zero). The replica's hot path, hence its own method."""
+    def append_decodes(self, replica: int, start_s: float, end_s: list[float], decode_seqs: int,
+                       decode_ctx_sum: int, kv_blocks_used: int, blocks_taken: list[int]) -> None:
+        """Append a fast-forwarded decode span: ``len(end_s)`` iterations of ``decode_seqs`` sequences decoding one
+        token each. Iteration j starts at ``end_s[j - 1]`` (the first at ``start_s``), attends over
+        ``decode_ctx_sum + j * decode_seqs`` cached tokens and finds ``kv_blocks_used + blocks_taken[j]`` KV blocks
+        in use; every other column is zero. The replica's hot path, hence its own method."""
         n = len(end_s)
-        if self._open_count() + n >= self.block_rows:
-            self.append(replica=replica, start_s=start_s, end_s=end_s, prefill_tokens=0.0, prefill_chunks=0,
-                        decode_seqs=decode_seqs, decode_ctx_sum=decode_ctx_sum, kv_blocks_used=kv_blocks_used,
-                        prefill_attn_pairs=0.0, prefill_kv_tokens=0.0, sampled=decode_seqs, draft_s=0.0,
-                        spec_seqs=0, spec_tokens=0)
-            return
-        rows = self._open
-        for j in range(n):
-            rows.extend((replica, start_s[j], end_s[j], 0.0, 0.0, decode_seqs, decode_ctx_sum[j], kv_blocks_used[j],
-                         0.0, 0.0, decode_seqs, 0.0, 0.0, 0.0))
+        block = self._open_block(replica)
+        block.span_head.extend((block.rows, n, start_s, decode_seqs, decode_ctx_sum, kv_blocks_used))
+        block.span_ends.extend(end_s)
+        block.span_blocks.extend(blocks_taken)
+        block.rows += n
+        self._rows += n
+        if block.rows >= self.block_rows:
+            self._seal(replica)
 
-    def _extend(self, block: np.ndarray) -> None:
-        """Copy the rows of ``block`` (shape (n, 14)) in, sealing every block that fills."""
-        done = 0
-        while done < block.shape[0]:
-            take = min(self.block_rows - self._open_count(), block.shape[0] - done)
-            self._open.extend(block[done: done + take].ravel().tolist())
-            done += take
-            if len(self._open) == self._open_limit:
-                self._seal()
+    def _seal(self, replica: int) -> None:
+        """Store ``replica``'s open block as narrowed columns and drop it."""
+        cols = self._open.pop(replica).block(replica)
+        self._sealed.setdefault(replica, []).append(tuple(narrow_column(cols[i]) for i in range(cols.shape[0])))
 
-    def _seal(self) -> None:
-        """Store the full row block as narrowed columns and reopen it empty."""
-        rows = self._open_rows()
-        self._sealed.append(tuple(narrow_column(rows[:, i]) for i in range(rows.shape[1])))
-        self._sealed_rows += rows.shape[0]
-        self._open = []
+    def seal(self) -> None:
+        """Seal every open block (reading the log does; appending may go on)."""
+        for replica in list(self._open):
+            self._seal(replica)
 
-    def _open_rows(self) -> np.ndarray:
-        """The open block as a float64 array of shape (rows, 14)."""
-        # (np.fromiter converts a list of Python floats and ints about twice as fast as np.array, exactly)
-        return np.fromiter(self._open, dtype=np.float64, count=len(self._open)).reshape(-1, len(ITERATION_COLUMNS))
-
-    def column(self, name: str) -> np.ndarray:
-        """One column of every row recorded, as a new float64 array (in append order)."""
+    def column(self, name: str, dtype: Any = np.float64) -> np.ndarray:
+        """One column of every row (grouped by replica, lowest first; each replica's rows in append order) as a
+        new array of ``dtype`` (float64 gives back the values appended bit for bit)."""
+        self.seal()
         i = ITERATION_COLUMNS.index(name)
-        out = np.empty(self.count)
+        pieces = [block[i] for replica in sorted(self._sealed) for block in self._sealed[replica]]
+        out = np.empty(self._rows, dtype=dtype)
         at = 0
-        for block in self._sealed:
-            out[at: at + block[i].size] = block[i]
-            at += block[i].size
-        out[at:] = self._open[i::len(ITERATION_COLUMNS)]
+        for piece in pieces:
+            out[at: at + piece.size] = piece
+            at += piece.size
         return out
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -139,17 +177,20 @@ class IterationLog:
         return {name: self.column(name) for name in ITERATION_COLUMNS}
 
     def nbytes(self) -> int:
-        """Bytes the log holds (sealed columns and the open row block)."""
-        return 32 * len(self._open) + sum(  # (open block: a pointer and a float object per value)
-            c.nbytes for block in self._sealed for c in block)
+        """Bytes the log holds (sealed columns, and about 32 per value held in open blocks: a pointer and an object)."""
+        open_values = sum(len(b.single_at) + len(b.single_values) + len(b.span_head) + len(b.span_ends)
+                          + len(b.span_blocks) for b in self._open.values())
+        return 32 * open_values + sum(c.nbytes for blocks in self._sealed.values() for block in blocks for c in block)
 
 
 class GapRecorder:
     """Inter-token latencies (ITL), stored exactly as (gap seconds, count) pairs.
 
     Requests that decode in the same iteration mostly see the same gap, so pairs are merged by exact value:
-    new pairs go to a buffer of :data:`PENDING` pairs, which, once full, is merged into a sorted table of
-    distinct gaps and their total counts. Memory stays bounded by the number of distinct gaps (16 bytes each),
+    new pairs go to a buffer of :data:`PENDING` pairs, which, once full, becomes a sorted run of distinct gaps
+    and their total counts. Runs are merged pairwise as soon as the newer one is at least half the size of the
+    one before (so sizes fall geometrically and each pair is merged O(log n) times, without rewriting one ever
+    larger table per flush). Memory stays bounded by about twice the number of distinct gaps (16 bytes each),
     not of tokens. Merging only sums integer counts, so percentiles are exact and do not depend on when it ran.
     """
 
@@ -158,8 +199,7 @@ class GapRecorder:
     def __init__(self) -> None:
         self._values: list[float] = []  # buffered gaps (s) and their counts, merged once PENDING are buffered
         self._counts: list[int] = []
-        self._gaps = np.zeros(0)
-        self._totals = np.zeros(0, dtype=np.int64)
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # sorted distinct gaps (s), their counts
 
     def add(self, gaps: np.ndarray, weights: np.ndarray | int = 1) -> None:
         """Record ``gaps`` (seconds), each seen ``weights`` times."""
@@ -171,7 +211,7 @@ class GapRecorder:
         if len(self._values) + n > self.PENDING:
             self._flush()
             if n > self.PENDING:
-                self._merge(*merge_pairs(gaps, counts))
+                self._push(*merge_pairs(gaps, counts))
                 return
         self._values.extend(gaps.tolist())
         self._counts.extend(counts.tolist())
@@ -194,27 +234,33 @@ class GapRecorder:
         self._counts.extend([weight] * n)
 
     def _flush(self) -> None:
-        """Merge the buffered pairs into the table of distinct gaps."""
-        if self._values:
-            self._merge(*merge_pairs(np.array(self._values, dtype=np.float64),
-                                     np.array(self._counts, dtype=np.int64)))
+        """Turn the buffered pairs into a run."""
+        n = len(self._values)
+        if n:
+            self._push(*merge_pairs(np.fromiter(self._values, dtype=np.float64, count=n),
+                                    np.fromiter(self._counts, dtype=np.int64, count=n)))
             self._values, self._counts = [], []
 
-    def _merge(self, gaps: np.ndarray, counts: np.ndarray) -> None:
-        """Add sorted distinct ``gaps`` seen ``counts`` times to the table."""
-        at = np.searchsorted(self._gaps, gaps)
-        known = at < self._gaps.size
-        known[known] = self._gaps[at[known]] == gaps[known]
-        self._totals[at[known]] += counts[known]
-        new = ~known
-        if new.any():
-            self._gaps = np.insert(self._gaps, at[new], gaps[new])
-            self._totals = np.insert(self._totals, at[new], counts[new])
+    def _push(self, gaps: np.ndarray, counts: np.ndarray) -> None:
+        """Add a run (sorted distinct ``gaps``, seen ``counts`` times), merging while the newest is not much the
+        smaller of the last two."""
+        runs = self._runs
+        runs.append((gaps, counts))
+        while len(runs) > 1 and runs[-2][0].size <= 2 * runs[-1][0].size:
+            self._merge_last_two()
+
+    def _merge_last_two(self) -> None:
+        newer, older = self._runs.pop(), self._runs.pop()
+        self._runs.append(merge_pairs(np.concatenate((older[0], newer[0])), np.concatenate((older[1], newer[1]))))
 
     def merged(self) -> tuple[np.ndarray, np.ndarray]:
         """Every gap recorded, merged: sorted distinct gaps (s) and their total counts (int64), read-only."""
         self._flush()
-        gaps, totals = self._gaps.view(), self._totals.view()
+        while len(self._runs) > 1:
+            self._merge_last_two()
+        if not self._runs:
+            self._runs.append((np.zeros(0), np.zeros(0, dtype=np.int64)))
+        gaps, totals = self._runs[0][0].view(), self._runs[0][1].view()
         gaps.flags.writeable = totals.flags.writeable = False
         return gaps, totals
 
@@ -227,13 +273,15 @@ class GapRecorder:
 def merge_pairs(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge (value, count) pairs by exact value: sorted unique values and their total counts (int64).
 
-    Pairs that are already merged (strictly increasing values) come back as they are, without a sort.
+    Pairs that are already merged (strictly increasing values) come back as they are, without a sort. The sort is
+    stable (timsort: near-linear on a concatenation of sorted runs); -0.0 and 0.0 count as one value.
     """
     if values.size == 0:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
+    counts = np.broadcast_to(np.asarray(counts, dtype=np.int64), values.shape)
     if np.all(values[1:] > values[:-1]):
-        return values, np.asarray(counts, dtype=np.int64)
-    uniq, inverse = np.unique(values, return_inverse=True)
-    total = np.zeros(uniq.size, dtype=np.int64)
-    np.add.at(total, inverse, counts)
-    return uniq, total
+        return values, np.array(counts)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return ordered[starts], np.add.reduceat(counts[order], starts)

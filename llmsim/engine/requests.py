@@ -92,27 +92,32 @@ _LIST_COLUMNS = ("prompt", "output", "status", "replica", "first_scheduled_s", "
                  "cached_total")
 
 
+def _array(values: list, dtype: type) -> np.ndarray:
+    """``values`` as a new array of ``dtype`` (np.fromiter: about twice as fast as np.array on a list, same values)."""
+    return np.fromiter(values, dtype=dtype, count=len(values))
+
+
 class RequestColumns:
     """A finished run's :class:`RequestTable` as numpy arrays (same names; times float64 s, counts int64)."""
 
     def __init__(self, table: RequestTable) -> None:
         self.arrival_s = table.arrival_s
-        self.prompt = np.array(table.prompt, dtype=np.int64)
-        self.output = np.array(table.output, dtype=np.int64)
-        self.status = np.array(table.status, dtype=np.int8)
-        self.replica = np.array(table.replica, dtype=np.int32)
-        self.first_scheduled_s = np.array(table.first_scheduled_s, dtype=np.float64)
-        self.first_token_s = np.array(table.first_token_s, dtype=np.float64)
-        self.finish_s = np.array(table.finish_s, dtype=np.float64)
-        self.last_token_s = np.array(table.last_token_s, dtype=np.float64)
-        self.preemptions = np.array(table.preemptions, dtype=np.int64)
-        self.generated = np.array(table.generated, dtype=np.int64)
-        self.kv_len = np.array(table.kv_len, dtype=np.int64)
-        self.prefill_target = np.array(table.prefill_target, dtype=np.int64)
-        self.prefilled = np.array(table.prefilled, dtype=np.int64)
-        self.blocks = np.array(table.blocks, dtype=np.int64)
-        self.cached = np.array(table.cached, dtype=np.int64)
-        self.cached_total = np.array(table.cached_total, dtype=np.int64)
+        self.prompt = _array(table.prompt, np.int64)
+        self.output = _array(table.output, np.int64)
+        self.status = _array(table.status, np.int8)
+        self.replica = _array(table.replica, np.int32)
+        self.first_scheduled_s = _array(table.first_scheduled_s, np.float64)
+        self.first_token_s = _array(table.first_token_s, np.float64)
+        self.finish_s = _array(table.finish_s, np.float64)
+        self.last_token_s = _array(table.last_token_s, np.float64)
+        self.preemptions = _array(table.preemptions, np.int64)
+        self.generated = _array(table.generated, np.int64)
+        self.kv_len = _array(table.kv_len, np.int64)
+        self.prefill_target = _array(table.prefill_target, np.int64)
+        self.prefilled = _array(table.prefilled, np.int64)
+        self.blocks = _array(table.blocks, np.int64)
+        self.cached = _array(table.cached, np.int64)
+        self.cached_total = _array(table.cached_total, np.int64)
         self.reject_reason = dict(table.reject_reason)
 
     def __len__(self) -> int:
