@@ -160,7 +160,7 @@ class DisaggregatedSimulation(Simulation):
         self.reserved[d] -= 1
         t.blocks[r] = blocks
         t.status[r] = RUNNING
-        rep.state.running.append(r)
+        rep.state.add_running(r)
         rep.state.start_decoding(r)
         rep.outstanding += 1
         rep.notify()

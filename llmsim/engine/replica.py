@@ -220,7 +220,7 @@ class Replica:
         assert batch is not None  # (plain decoding)
         done = batch.advance(ends, self.gaps)
         if len(done) > 1:  # finish in admission order, as the scheduler lists them
-            done.sort(key=self.state.running.index)
+            done.sort(key=self.state.running.__getitem__)
         for r in done:
             self._finish(r, ends[-1])
 
@@ -246,7 +246,7 @@ class Replica:
         t = self.state.table
         t.finish_s[r] = end
         t.status[r] = FINISHED
-        self.state.running.remove(r)
+        del self.state.running[r]
         self.state.release(r)
         self.outstanding -= 1
         if self.on_finish is not None:
@@ -255,7 +255,7 @@ class Replica:
     def _hand_off(self, r: int) -> None:
         """The request leaves this replica's batch after its prefill (disaggregated serving). Its KV blocks
         stay allocated until the cluster has sent them to a decode instance and calls ``state.release``."""
-        self.state.running.remove(r)
+        del self.state.running[r]
         self.outstanding -= 1
 
     # -- fast-forward ----------------------------------------------------------------------------------
@@ -301,7 +301,6 @@ class Replica:
         self._decode_s = ends[-1] - (ends[-2] if k > 1 else self.clock)
         if cum_need[-1]:  # blocks taken by steps 1..k-1 (members' own counts follow from the batch's step)
             kv.allocate(cum_need[-1])
-        self.iterations.append_decodes(self.index, [self.clock] + ends[:-1], ends, b, ctx,
-                                       [used + c for c in cum_need])
+        self.iterations.append_decodes(self.index, self.clock, ends, b, ctx0, used, cum_need)
         self.clock = ends[-1]
         self._apply_decodes(ends)

@@ -63,7 +63,9 @@ class ReplicaState:
         self.kv = kv
         self.lookahead_tokens = lookahead_tokens  # speculative tokens per round (0: plain decoding)
         self.waiting: deque[int] = deque()
-        self.running: list[int] = []
+        # running requests -> admission ticket (increasing): in admission order, and removable in O(1)
+        self.running: dict[int, int] = {}
+        self._tickets = 0
         self.prefix_keys = prefix_keys
         self.held_units: dict[int, list[int]] = {}
         self.preemption_count = 0
@@ -141,9 +143,14 @@ class ReplicaState:
         first = t.first_scheduled_s[r]
         if first != first:  # NaN: never scheduled before
             t.first_scheduled_s[r] = now_s
-        self.running.append(r)
+        self.add_running(r)
         self.prefilling.append(r)
         return t.prefill_target[r] - cached
+
+    def add_running(self, r: int) -> None:
+        """``r`` joins the running requests, last in admission order."""
+        self.running[r] = self._tickets
+        self._tickets += 1
 
     def prompt_complete(self, r: int) -> None:
         """``r``'s last prompt chunk ran: it is no longer part-way through its prompt."""
@@ -185,7 +192,7 @@ class ReplicaState:
 
     def preempt(self, r: int) -> None:
         """Preempt running request ``r`` by recompute: free its KV, put it at the front of the queue."""
-        self.running.remove(r)
+        del self.running[r]
         if r in self.prefilling:
             self.prefilling.remove(r)
         if self.batch is not None:
@@ -220,7 +227,7 @@ class ReplicaState:
             return ids
         needs = dict(zip(ids.tolist(), need.tolist()))
         while total > kv.free and self.running:
-            victim = self.running[-1]
+            victim = next(reversed(self.running))  # the latest admitted
             self.preempt(victim)
             total -= needs.pop(victim, 0)
         kept = np.array([r in needs for r in ids.tolist()], dtype=bool)
@@ -237,7 +244,7 @@ class ReplicaState:
         if total > kv.free:
             needs = {r for r in batch.members if batch.needs_block(r)}
             while total > kv.free and self.running:
-                victim = self.running[-1]
+                victim = next(reversed(self.running))  # the latest admitted
                 total -= victim in needs
                 self.preempt(victim)
         kv.allocate(total)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from llmsim.engine.replica import Replica
 
-def least_outstanding(replicas: Sequence, r: int) -> int:
+
+def least_outstanding(replicas: Sequence[Replica], r: int) -> int:
     """Index of the replica with the fewest outstanding requests (lowest index on ties)."""
-    outstanding = [rep.outstanding for rep in replicas]
-    return outstanding.index(min(outstanding))  # index() finds the first, i.e. the lowest index on ties
+    best, fewest = 0, replicas[0].outstanding
+    for i, rep in enumerate(replicas):  # (typed: compiled, this reads the counter directly)
+        if rep.outstanding < fewest:
+            best, fewest = i, rep.outstanding
+    return best
