@@ -218,6 +218,15 @@ def build_simulation(sc: Scenario, trace: Trace, *, progress=None):
 
 #: Iterations re-priced per call by :func:`operator_time` (bounds its memory to a few tens of MB).
 PRICE_ROWS = 1 << 16
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 2-D array (sorted) and how often each occurs (int64)."""
+    if rows.shape[0] == 0:
+        return rows, np.zeros(0, dtype=np.int64)
+    ordered = rows[np.lexsort(rows.T[::-1])]
+    starts = np.flatnonzero(np.concatenate(([True], np.any(ordered[1:] != ordered[:-1], axis=1))))
+    return ordered[starts], np.diff(np.append(starts, rows.shape[0]))
+
+
 #: The iteration columns that are cost-model features, by feature name.
 FEATURE_COLUMNS = {"prefill_tokens": "prefill_tokens", "prefill_chunks": "prefill_chunks",
                    "prefill_attn_pairs": "prefill_attn_pairs", "prefill_kv_tokens": "prefill_kv_tokens",
@@ -227,13 +236,19 @@ FEATURE_COLUMNS = {"prefill_tokens": "prefill_tokens", "prefill_chunks": "prefil
 def operator_time(iterations: pd.DataFrame, pools: dict) -> dict[str, float]:
     """Seconds spent in each operator over the whole run, re-priced from the iteration log (vectorised).
 
-    Decode-only iterations are summed per batch size (:meth:`CostModel.decode_operator_time`); the others are
-    priced :data:`PRICE_ROWS` at a time (memory stays bounded on million-request runs) and the chunks' totals
-    added in order. Speculative draft steps (priced with the draft model or as a fraction of the
-    target) are one entry, ``speculative_draft``; the target's verification passes are in the operators like
-    any prompt chunk.
+    Decode-only iterations are summed per batch size (:meth:`CostModel.decode_operator_time`). Prefill-only
+    iterations repeat (a trace repeats its prompt lengths): each distinct one is priced once and weighted by
+    how often it ran. The others are priced :data:`PRICE_ROWS` at a time (memory stays bounded on
+    million-request runs) and the chunks' totals added in order. Speculative draft steps (priced with the draft
+    model or as a fraction of the target) are one entry, ``speculative_draft``; the target's verification
+    passes are in the operators like any prompt chunk.
     """
     total: dict[str, float] = {}
+
+    def add(priced: Mapping[str, float]) -> None:
+        for name, seconds in priced.items():
+            total[name] = total.get(name, 0.0) + seconds
+
     replica = iterations["replica"].to_numpy()
     columns = {feature: iterations[name].to_numpy() for feature, name in FEATURE_COLUMNS.items()}
     decode_only = (columns["prefill_tokens"] == 0) & (columns["prefill_chunks"] == 0) & (columns["decode_seqs"] > 0)
@@ -242,15 +257,20 @@ def operator_time(iterations: pd.DataFrame, pools: dict) -> dict[str, float]:
         decode = cost.decode_operator_time(columns["decode_seqs"][pool & decode_only],
                                            columns["decode_ctx_tokens"][pool & decode_only])
         if decode is not None:  # decode-only iterations by batch size (most of a run's iterations)
-            for name, seconds in decode.items():
-                total[name] = total.get(name, 0.0) + seconds
+            add(decode)
             pool &= ~decode_only
         rows = np.flatnonzero(pool)
-        for start in range(0, rows.size, PRICE_ROWS):
-            chunk = rows[start: start + PRICE_ROWS]
-            features = BatchFeatures.from_arrays(**{name: values[chunk] for name, values in columns.items()})
-            for name, seconds in time_by_operator(cost.price(features)).items():
-                total[name] = total.get(name, 0.0) + seconds
+        prefill_only = columns["decode_seqs"][rows] == 0
+        distinct, counts = _distinct_rows(np.stack([values[rows[prefill_only]] for values in columns.values()], 1))
+        for start in range(0, counts.size, PRICE_ROWS):
+            chunk = slice(start, start + PRICE_ROWS)
+            features = BatchFeatures.from_arrays(**{name: distinct[chunk, i] for i, name in enumerate(columns)})
+            add(time_by_operator(cost.price(features), weights=counts[chunk]))
+        mixed = rows[~prefill_only]
+        for start in range(0, mixed.size, PRICE_ROWS):
+            chunk = mixed[start: start + PRICE_ROWS]
+            add(time_by_operator(cost.price(BatchFeatures.from_arrays(**{name: values[chunk]
+                                                                        for name, values in columns.items()}))))
         draft = float(iterations["draft_s"].to_numpy()[rows].sum())
         if draft > 0:
             total["speculative_draft"] = total.get("speculative_draft", 0.0) + draft

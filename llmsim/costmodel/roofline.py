@@ -171,9 +171,7 @@ class CostModel:
         when another operator mix needs every iteration priced."""
         if np.size(decode_seqs) == 0:
             return None
-        sizes, inverse, counts = np.unique(np.asarray(decode_seqs, dtype=np.float64), return_inverse=True,
-                                           return_counts=True)
-        order = np.argsort(inverse, kind="stable")
+        sizes, counts, order = _group_by_size(np.asarray(decode_seqs, dtype=np.float64))
         groups = np.split(np.asarray(ctx_tokens, dtype=np.float64)[order], np.cumsum(counts)[:-1])
         attention = [self._scalar.decode_attention_seconds(d, g) for d, g in zip(sizes.tolist(), groups)]
         if any(a is None for a in attention):
@@ -191,6 +189,19 @@ class CostModel:
     def time_s(self, features: BatchFeatures) -> np.ndarray:
         """Seconds per iteration, without the per-operator breakdown."""
         return self.price(features, breakdown=False).total_s
+
+
+def _group_by_size(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct sizes ascending, how often each occurs, the indices that sort ``sizes`` stably): what
+    ``np.unique(..., return_inverse=True, return_counts=True)`` and a stable argsort of the inverse give, by a
+    counting sort when the sizes are small whole numbers (batch sizes), which is several times faster."""
+    whole = sizes.astype(np.int64)
+    if sizes.size and np.array_equal(whole, sizes) and 0 <= whole.min() and whole.max() < 1 << 15:
+        occurs = np.bincount(whole)
+        present = np.flatnonzero(occurs)
+        return present.astype(np.float64), occurs[present], np.argsort(whole.astype(np.int16), kind="stable")
+    distinct, inverse, counts = np.unique(sizes, return_inverse=True, return_counts=True)
+    return distinct, counts, np.argsort(inverse, kind="stable")
 
 
 def _terms(coefficients: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -292,8 +303,13 @@ def breakdown_table(cost: IterationCost, i: int = 0) -> list[dict[str, object]]:
     return rows
 
 
-def time_by_operator(cost: IterationCost) -> Mapping[str, float]:
-    """Seconds spent in each operator summed over all iterations priced (for reports)."""
-    out = {op.name: float(op.time_s.sum()) for op in cost.ops}
-    out["engine_overhead"] = float(cost.overhead_s.sum())
+def time_by_operator(cost: IterationCost, weights: np.ndarray | None = None) -> Mapping[str, float]:
+    """Seconds spent in each operator summed over all iterations priced (for reports); with ``weights``, iteration
+    ``i`` counts ``weights[i]`` times."""
+    if weights is None:
+        out = {op.name: float(op.time_s.sum()) for op in cost.ops}
+        out["engine_overhead"] = float(cost.overhead_s.sum())
+    else:
+        out = {op.name: float((op.time_s * weights).sum()) for op in cost.ops}
+        out["engine_overhead"] = float((cost.overhead_s * weights).sum())
     return out

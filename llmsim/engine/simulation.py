@@ -70,7 +70,9 @@ class Simulation:
                  progress: Callable[[int, int], None] | None = None) -> None:
         self.env = SimEnvironment()
         self.table = RequestTable(requests.arrival_s, requests.prompt_tokens, requests.output_tokens)
-        self.iterations, self.gaps = IterationLog(), GapRecorder()
+        # (open rows across all replicas stay within one default block: memory as with a single replica)
+        self.iterations = IterationLog(block_rows=max(1 << 12, (1 << 16) // max(1, len(setups))))
+        self.gaps = GapRecorder()
         self.router = router
         self.progress = progress
         self.prefix_caching = prefix_caching and requests.prefix_block_hashes is not None

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from llmsim.costmodel import (DATASHEET, BatchFeatures, CostModel, IterationShape, Precision, PromptChunk,
                               breakdown_table)
+from llmsim.costmodel.roofline import _group_by_size
 from llmsim.specs import Parallelism
 
 
@@ -88,3 +89,15 @@ def test_calibrated_efficiencies_slow_the_roofline_down(llama3_8b, h100):
     ideal = CostModel(llama3_8b, h100, calibration=DATASHEET).iteration_time_s(shape)
     default = CostModel(llama3_8b, h100, calibration=DEFAULT).iteration_time_s(shape)
     assert default > ideal
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1.0, 2.0, 3.0, 7.0, 256.0, 2.5, 40000.0]), min_size=1, max_size=60))
+def test_group_by_size_is_unique_with_a_stable_order(sizes):
+    """The counting sort of batch sizes gives what np.unique and a stable argsort of its inverse give (and falls
+    back to them for fractional or large sizes)."""
+    sizes = np.array(sizes)
+    distinct, counts, order = _group_by_size(sizes)
+    expected, inverse, expected_counts = np.unique(sizes, return_inverse=True, return_counts=True)
+    assert np.array_equal(distinct, expected) and np.array_equal(counts, expected_counts)
+    assert np.array_equal(order, np.argsort(inverse, kind="stable"))

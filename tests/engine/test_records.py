@@ -162,6 +162,22 @@ def test_operator_time_priced_in_chunks_equals_one_call(name, monkeypatch):
         assert chunked[op] == pytest.approx(seconds, rel=1e-12, abs=1e-15)
 
 
+def test_operator_time_weights_repeated_iterations(monkeypatch):
+    """Prefill-only iterations are priced once per distinct row and weighted: a log holding every iteration three
+    times (and some prompt lengths many more, as a trace's do) costs three times as much, per operator."""
+    monkeypatch.setattr(api, "PRICE_ROWS", 7)
+    result = llmsim.run("quickstart", ["workload.num_requests=60"])
+    sc = result.scenario
+    _, pools = api.build_simulation(sc, sc.workload.generate(sc.rngs(1)[0]))
+    it = result.iterations
+    assert (it["decode_seqs"] == 0).sum() > 20  # prefill-only rows to weight
+    once = api.operator_time(it, pools)
+    thrice = api.operator_time(pd.concat([it, it.iloc[::-1], it], ignore_index=True), pools)
+    assert once.keys() == thrice.keys()
+    for op, seconds in once.items():
+        assert thrice[op] == pytest.approx(3 * seconds, rel=1e-12, abs=1e-15), op
+
+
 def test_add_one_is_add_of_one_gap(monkeypatch):
     """The scalar fast path records exactly what ``add`` records, including when it fills the buffer."""
     monkeypatch.setattr(GapRecorder, "PENDING", 4)
