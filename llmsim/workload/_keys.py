@@ -97,7 +97,11 @@ def file_path(value: object, where: str, source: object, base_dir: Path | None) 
     """``value`` as an existing file path, relative paths resolved against ``base_dir``."""
     if not isinstance(value, (str, Path)) or not str(value).strip():
         raise InputError("expected a file path", source=source, where=where, value=value)
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # "~name" of a user this machine does not know (no home directory to expand to)
+        raise InputError("file not found: no home directory for the user that '~' names", source=source,
+                         where=where, value=str(value)) from None
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     if not _is_file(path):

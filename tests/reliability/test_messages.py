@@ -116,6 +116,13 @@ def test_missing_trace_file(runner, tmp_path):
     assert msg.startswith(f"{tmp_path / 'scenario.yaml'}: workload.trace: got 'nowhere.csv'; file not found")
 
 
+def test_trace_under_the_home_of_an_unknown_user(runner, tmp_path):
+    data = {**FULL_SCENARIO, "workload": {"trace": "~no-such-user-0/trace.csv"}}
+    msg = run_error(runner, tmp_path, write(tmp_path, data))
+    assert msg.startswith(f"{tmp_path / 'scenario.yaml'}: workload.trace: got '~no-such-user-0/trace.csv'; file not "
+                          "found: no home directory")
+
+
 def test_trace_that_is_a_folder(runner, tmp_path):
     (tmp_path / "traces.csv").mkdir()
     msg = run_error(runner, tmp_path, write(tmp_path, {**FULL_SCENARIO, "workload": {"trace": "traces.csv"}}))
