@@ -140,6 +140,8 @@ class IterationLog:
         ``decode_ctx_sum + j * decode_seqs`` cached tokens and finds ``kv_blocks_used + blocks_taken[j]`` KV blocks
         in use; every other column is zero. The replica's hot path, hence its own method."""
         n = len(end_s)
+        if n == 0:
+            return
         block = self._open_block(replica)
         block.span_head.extend((block.rows, n, start_s, decode_seqs, decode_ctx_sum, kv_blocks_used))
         block.span_ends.extend(end_s)

@@ -82,6 +82,7 @@ def test_iteration_log_gives_back_every_value_bit_for_bit_grouped_by_replica_acr
             start = float(rng.random())
             log.append_decodes(replica, start, ends, seqs, ctx, kv, taken)
             appended.append(span_rows(replica, start, ends, seqs, ctx, kv, taken))
+    log.append_decodes(1, 0.0, [], 5, 0, 0, [])  # an empty span adds nothing
     rows = np.concatenate(appended)
     assert log.count == rows.shape[0]
     expected = rows[np.argsort(rows[:, 0], kind="stable")]
