@@ -7,7 +7,8 @@ A: 10k requests, Azure-conversation length profile (lognormal fits, see workload
 B: the same with 100k requests, under each of continuous, static, chunked and disaggregated;
 C: 1M requests on 16 replicas behind least_outstanding routing (16 x the single-replica rate);
 D: a 50-point sweep of B-sized runs through the local parallel backend.
-``--scale`` multiplies every request count (e.g. 0.1 for a quick look); the table reports what ran.
+``--scale`` multiplies every request count (e.g. 0.1 for a quick look); the table reports what ran. For A-C it
+also times writing the run folder (``save s``) and report.html (``report s``), as ``llmsim run --report`` does.
 Capacity is measured once per policy-independent setup: the throughput of a saturated replica (all
 requests queued at t=0), as the simulator itself computes it.
 """
@@ -49,13 +50,18 @@ def one_run(scenario: dict) -> dict:
 
     ``wall_s`` is ``llmsim.run`` from the scenario mapping to the finished result (workload generation,
     simulation, result tables and summary); the one-off ``import llmsim`` of a fresh interpreter (numpy, pandas,
-    simpy) is reported apart as ``import_s``, as a sweep or capacity search pays it once per process.
+    simpy) is reported apart as ``import_s``, as a sweep or capacity search pays it once per process. ``peak_rss_mb``
+    is taken then. What ``llmsim run --report`` does next is timed apart: ``save_s`` writes the run folder (CSVs,
+    summary), ``report_s`` builds report.html from it.
     """
-    code = ("import json,sys,time,resource;t0=time.perf_counter();import llmsim,llmsim.api;"
+    code = ("import json,sys,time,resource,tempfile,shutil;from pathlib import Path;t0=time.perf_counter();"
+            "import llmsim,llmsim.api;from llmsim.report import write_report;"
             "sc=json.loads(sys.argv[1]);t=time.perf_counter();"
-            "r=llmsim.run(sc);w=time.perf_counter()-t;"
+            "r=llmsim.run(sc);w=time.perf_counter()-t;rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024;"
+            "d=Path(tempfile.mkdtemp());t=time.perf_counter();r.save(d,overwrite=True);s=time.perf_counter()-t;"
+            "t=time.perf_counter();write_report([d],d/'report.html');p=time.perf_counter()-t;shutil.rmtree(d);"
             "print(json.dumps({'wall_s':w,'import_s':t-t0,'requests':len(r.requests),'iterations':len(r.iterations),"
-            "'peak_rss_mb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))")
+            "'peak_rss_mb':rss,'save_s':s,'report_s':p}))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(scenario)], capture_output=True, text=True,
                          check=True)
     row = json.loads(out.stdout.strip().splitlines()[-1])
@@ -88,7 +94,8 @@ def sweep_row(n: int, rate: float, points: int) -> dict:
                         "--quiet"], check=True, cwd=tmp)
         wall = time.perf_counter() - t
     return {"wall_s": wall, "requests": n * points, "iterations": None, "peak_rss_mb": None,
-            "requests_per_wall_s": n * points / wall, "iterations_per_wall_s": None}
+            "requests_per_wall_s": n * points / wall, "iterations_per_wall_s": None, "save_s": None,
+            "report_s": None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,11 +137,15 @@ def cpu_probe_s() -> float:
 
 def print_table(rows: list[dict]) -> None:
     """One line per case."""
-    print(f"{'case':28s} {'requests':>9s} {'wall s':>8s} {'req/wall s':>11s} {'iter/wall s':>12s} {'peak RSS MB':>12s}")
+    print(f"{'case':28s} {'requests':>9s} {'wall s':>8s} {'req/wall s':>11s} {'iter/wall s':>12s} {'peak RSS MB':>12s}"
+          f" {'save s':>7s} {'report s':>9s}")
     for r in rows:
         it = "-" if r["iterations_per_wall_s"] is None else f"{r['iterations_per_wall_s']:.0f}"
         rss = "-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}"
-        print(f"{r['case']:28s} {r['requests']:9d} {r['wall_s']:8.2f} {r['requests_per_wall_s']:11.0f} {it:>12s} {rss:>12s}")
+        save = "-" if r.get("save_s") is None else f"{r['save_s']:.2f}"
+        report = "-" if r.get("report_s") is None else f"{r['report_s']:.2f}"
+        print(f"{r['case']:28s} {r['requests']:9d} {r['wall_s']:8.2f} {r['requests_per_wall_s']:11.0f} {it:>12s} {rss:>12s}"
+              f" {save:>7s} {report:>9s}")
 
 
 if __name__ == "__main__":
