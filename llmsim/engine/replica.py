@@ -296,7 +296,10 @@ class Replica:
         self._span = None
         # Adapt how far ahead the next span is priced: any length gives the same results, but pricing
         # thousands of iterations that an arrival will cut short wastes time.
-        self._span_cap = min(2 * self._span_cap, MAX_SPAN_ITERATIONS) if k == priced else max(4, priced // 2)
+        if k < priced:  # cut short
+            self._span_cap = max(4, priced // 2)
+        elif priced == self._span_cap:  # ran to the cap (not to a finish or a block shortage)
+            self._span_cap = min(2 * self._span_cap, MAX_SPAN_ITERATIONS)
         del ends[k:], ctx[k:], cum_need[k:]
         self._decode_s = ends[-1] - (ends[-2] if k > 1 else self.clock)
         if cum_need[-1]:  # blocks taken by steps 1..k-1 (members' own counts follow from the batch's step)
