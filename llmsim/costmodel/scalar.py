@@ -206,6 +206,29 @@ class ScalarPricer:
             out.append(gpu)
         return out
 
+    def decode_ends(self, d: int, ctx0: int, k: int, start_s: float) -> list[float]:
+        """End times (s) of ``k`` consecutive decode-only iterations of ``d`` sequences, the first starting at
+        ``start_s``, iteration ``j`` holding ``ctx0 + d * j`` cached tokens: the running sum of :meth:`decode_times`,
+        added in the same order (bit-identical), without building the contexts and times as lists first."""
+        plan = self._decode_plan_for(float(d))
+        attention: Callable[[float], float] | None = plan[3]
+        ends: list[float] = []
+        clock = start_s
+        if attention is not None and k < VECTOR_SPAN_ITERATIONS:  # decode_times' usual short-span path
+            head: float = plan[0]
+            constants: list[float] = plan[5]
+            for j in range(k):
+                gpu = head + attention(float(ctx0 + d * j))
+                for v in constants:
+                    gpu = gpu + v
+                clock = clock + gpu
+                ends.append(clock)
+            return ends
+        for seconds in self.decode_times(float(d), [float(ctx0 + d * j) for j in range(k)]):
+            clock = clock + seconds
+            ends.append(clock)
+        return ends
+
     def decode_attention_seconds(self, d: float, ctx: np.ndarray) -> tuple[int, np.ndarray] | None:
         """(index, seconds per iteration) of the one operator of decode-only iterations of ``d`` sequences that
         depends on the context ``ctx`` (tokens, one per iteration); None when not exactly one does."""

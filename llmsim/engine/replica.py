@@ -24,7 +24,6 @@ others are recorded at gap 0.
 from __future__ import annotations
 
 import bisect
-import itertools
 from typing import Callable
 
 import numpy as np
@@ -281,10 +280,8 @@ class Replica:
                     break
                 cum_need.append(total)
         ctx0 = batch.context_tokens
-        ctx = [float(ctx0 + b * j) for j in range(k)]
         # Python float additions in order, exactly as step-by-step simulation advances its clock.
-        ends = list(itertools.accumulate(self.pricer.decode_times(float(b), ctx), initial=self.clock))
-        del ends[0]
+        ends = self.pricer.decode_ends(b, ctx0, k, self.clock)
         self._span, used = (ends, cum_need), kv.used
         priced = k
         if closed:
@@ -300,7 +297,7 @@ class Replica:
             self._span_cap = max(4, priced // 2)
         elif priced == self._span_cap:  # ran to the cap (not to a finish or a block shortage)
             self._span_cap = min(2 * self._span_cap, MAX_SPAN_ITERATIONS)
-        del ends[k:], ctx[k:], cum_need[k:]
+        del ends[k:], cum_need[k:]
         self._decode_s = ends[-1] - (ends[-2] if k > 1 else self.clock)
         if cum_need[-1]:  # blocks taken by steps 1..k-1 (members' own counts follow from the batch's step)
             kv.allocate(cum_need[-1])

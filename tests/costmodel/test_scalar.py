@@ -57,6 +57,11 @@ def test_decode_spans_price_each_iteration_exactly_as_one_at_a_time(i, decodes, 
     one_by_one = [cm.time_one(0.0, 0.0, 0.0, 0.0, float(decodes), c, float(decodes)) for c in ctx]
     assert cm.decode_times(decodes, ctx) == one_by_one
     assert cm.time_s(BatchFeatures.decode_only(np.full(k, float(decodes)), np.array(ctx))).tolist() == one_by_one
+    clock, ends = 12.5, []
+    for seconds in one_by_one:  # the replica's clock: a running sum, one iteration at a time
+        clock = clock + seconds
+        ends.append(clock)
+    assert cm.scalar_pricer.decode_ends(decodes, ctx0, k, 12.5) == ends
 
 
 @pytest.mark.parametrize("i", range(len(MODELS)))
