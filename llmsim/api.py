@@ -228,15 +228,6 @@ def build_simulation(sc: Scenario, trace: Trace, *, progress=None):
 
 #: Iterations re-priced per call by :func:`operator_time` (bounds its memory to a few tens of MB).
 PRICE_ROWS = 1 << 16
-def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of a 2-D array (sorted) and how often each occurs (int64)."""
-    if rows.shape[0] == 0:
-        return rows, np.zeros(0, dtype=np.int64)
-    ordered = rows[np.lexsort(rows.T[::-1])]
-    starts = np.flatnonzero(np.concatenate(([True], np.any(ordered[1:] != ordered[:-1], axis=1))))
-    return ordered[starts], np.diff(np.append(starts, rows.shape[0]))
-
-
 #: The iteration columns that are cost-model features, by feature name.
 FEATURE_COLUMNS = {"prefill_tokens": "prefill_tokens", "prefill_chunks": "prefill_chunks",
                    "prefill_attn_pairs": "prefill_attn_pairs", "prefill_kv_tokens": "prefill_kv_tokens",
@@ -283,5 +274,14 @@ def operator_time(iterations: pd.DataFrame, pools: dict) -> dict[str, float]:
                                                                         for name, values in columns.items()}))))
         draft = float(iterations["draft_s"].to_numpy()[rows].sum())
         if draft > 0:
-            total["speculative_draft"] = total.get("speculative_draft", 0.0) + draft
+            add({"speculative_draft": draft})
     return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 2-D array (sorted) and how often each occurs (int64)."""
+    if rows.shape[0] == 0:
+        return rows, np.zeros(0, dtype=np.int64)
+    ordered = rows[np.lexsort(rows.T[::-1])]
+    starts = np.flatnonzero(np.concatenate(([True], np.any(ordered[1:] != ordered[:-1], axis=1))))
+    return ordered[starts], np.diff(np.append(starts, rows.shape[0]))

@@ -75,9 +75,11 @@ def iterations_frame(raw: RawResult) -> pd.DataFrame:
     with np.errstate(invalid="ignore"):
         in_order = bool(np.all((start[1:] >= start[:-1]) | (replica[1:] != replica[:-1])))
     order = None if in_order else np.lexsort((start, replica))  # stable: ties keep append order
+    read = {"replica": replica, "start_s": start}  # (not read twice)
     data = {}
     for name in ITERATION_COLUMNS:
-        values = log.column(name, np.int64 if name in INTEGER_ITERATION_COLUMNS else np.float64)
+        values = read[name] if name in read else log.column(
+            name, np.int64 if name in INTEGER_ITERATION_COLUMNS else np.float64)
         data[name] = values if order is None else values[order]
     return pd.DataFrame(data, copy=False)
 
