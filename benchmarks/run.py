@@ -56,11 +56,11 @@ def one_run(scenario: dict) -> dict:
     """
     code = ("import json,sys,time,resource,tempfile,shutil;from pathlib import Path;t0=time.perf_counter();"
             "import llmsim,llmsim.api;from llmsim.report import write_report;"
-            "sc=json.loads(sys.argv[1]);t=time.perf_counter();"
+            "sc=json.loads(sys.argv[1]);t=time.perf_counter();i=t-t0;"
             "r=llmsim.run(sc);w=time.perf_counter()-t;rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024;"
             "d=Path(tempfile.mkdtemp());t=time.perf_counter();r.save(d,overwrite=True);s=time.perf_counter()-t;"
             "t=time.perf_counter();write_report([d],d/'report.html');p=time.perf_counter()-t;shutil.rmtree(d);"
-            "print(json.dumps({'wall_s':w,'import_s':t-t0,'requests':len(r.requests),'iterations':len(r.iterations),"
+            "print(json.dumps({'wall_s':w,'import_s':i,'requests':len(r.requests),'iterations':len(r.iterations),"
             "'peak_rss_mb':rss,'save_s':s,'report_s':p}))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(scenario)], capture_output=True, text=True,
                          check=True)
